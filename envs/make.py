@@ -1,0 +1,82 @@
+"""Build Gymnasium environments for training, evaluation and teachers.
+
+Any registered Gymnasium id works (``gymnasium.make``). Ids of packages that register
+on import can be given as ``"package:EnvId"`` (Gymnasium's own convention), so custom
+environments need no change to pebble.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+#: The MuJoCo locomotion tasks pebble is tuned and benchmarked on. Hopper, Walker2d,
+#: Ant and Humanoid terminate early when the robot falls (see README, "Termination").
+LOCOMOTION = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5")
+
+#: Small MuJoCo tasks used for quick checks and the end-to-end test.
+QUICK = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Pusher-v5")
+
+
+class EnvError(ValueError):
+    """An environment id that cannot be built; the message is one line."""
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise :class:`EnvError` with close suggestions if ``env_id`` is not registered."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise EnvError(f"cannot import {module!r} for environment {env_id!r}: {exc}") from None
+    if name in gym.registry:
+        return
+    close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+    raise EnvError(f"unknown environment id {env_id!r}{hint}")
+
+
+def make_env(env_id: str, seed: int | None = None, **kwargs: object) -> gym.Env:
+    """One environment, wrapped in SB3's ``Monitor`` (true episodic return and length)."""
+    check_env_id(env_id)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except Exception as exc:  # a registered id whose dependencies are missing, bad kwargs...
+        raise EnvError(f"cannot build environment {env_id!r}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
+        raise EnvError(f"{env_id!r} must have Box observation and action spaces (continuous control)")
+    env = Monitor(env)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def make_vec_env(env_id: str, n_envs: int, seed: int, **kwargs: object) -> VecEnv:
+    """``n_envs`` copies in a ``DummyVecEnv``, copy i seeded with ``seed + i``."""
+    check_env_id(env_id)
+
+    def factory(rank: int) -> Callable[[], gym.Env]:
+        return lambda: make_env(env_id, **kwargs)
+
+    vec = DummyVecEnv([factory(i) for i in range(n_envs)])
+    vec.seed(seed)
+    return vec
+
+
+def episode_limit(env: gym.Env | VecEnv) -> int | None:
+    """The TimeLimit of an environment (steps), or None when it has none."""
+    spec = env.get_attr("spec")[0] if isinstance(env, VecEnv) else env.spec
+    return None if spec is None else spec.max_episode_steps
+
+
+def finite_or_raise(array: np.ndarray, what: str) -> None:
+    """Raise :class:`EnvError` if an environment produced NaN or infinite values."""
+    if not np.all(np.isfinite(array)):
+        raise EnvError(f"the environment returned non-finite {what} (NaN or inf)")

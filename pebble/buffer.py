@@ -1,0 +1,236 @@
+"""The PEBBLE replay buffer: an SB3 ``ReplayBuffer`` that knows true and learned rewards.
+
+Beside SB3's arrays it stores, for every row and environment column, the environment's
+true reward, an episode id and the global env step. Its ``rewards`` array (what the RL
+algorithm learns from) holds, depending on :attr:`reward_mode`:
+
+* ``"env"``: the true reward (the plain-RL baseline);
+* ``"intrinsic"``: ignored; minibatches get the k-NN state-entropy reward of their next
+  states, computed at sampling time against every stored observation (pre-training);
+* ``"learned"``: r_hat(s, a), written when a row is stored and rewritten for *every* stored
+  row and every env column by :meth:`relabel` (unlike the reference, which skips rows
+  after the buffer wraps, BPref issue #7).
+
+It also cuts trajectory-aligned clips that never cross an episode boundary
+(:meth:`sample_clips`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from pebble.state_entropy import StateEntropyReward
+from teachers.contract import Clip
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class NonFiniteError(ValueError):
+    """The environment produced NaN or infinite observations or rewards."""
+
+
+@dataclass
+class Segments:
+    """A batch of N clips of length H, as arrays (padding zeroed, ``mask`` False there)."""
+
+    obs: np.ndarray  # (N, H, obs_dim)
+    actions: np.ndarray  # (N, H, act_dim)
+    true_rewards: np.ndarray  # (N, H)
+    mask: np.ndarray  # (N, H) bool
+    env_index: np.ndarray  # (N,)
+    start_step: np.ndarray  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def take(self, index: np.ndarray) -> Segments:
+        return Segments(*(a[index] for a in vars(self).values()))
+
+    def clip(self, i: int) -> Clip:
+        return Clip(
+            observations=self.obs[i],
+            actions=self.actions[i],
+            true_rewards=self.true_rewards[i],
+            mask=self.mask[i],
+            env_index=int(self.env_index[i]),
+            start_step=int(self.start_step[i]),
+        )
+
+
+@dataclass
+class FinishedEpisode:
+    """True and learned return of one training episode (same transitions)."""
+
+    true_return: float
+    learned_return: float
+    length: int
+    env_step: int
+
+
+class PreferenceReplayBuffer(ReplayBuffer):
+    """Replay buffer with true rewards, episode ids, relabelling and clip sampling."""
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: torch.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        knn_k: int = 5,
+    ) -> None:
+        if optimize_memory_usage:
+            raise ValueError("PreferenceReplayBuffer needs separate next observations (optimize_memory_usage=False)")
+        super().__init__(
+            buffer_size, observation_space, action_space, device, n_envs, False, handle_timeout_termination
+        )
+        shape = (self.buffer_size, self.n_envs)
+        self.true_rewards = np.zeros(shape, dtype=np.float32)
+        self.episode_ids = np.zeros(shape, dtype=np.int64)
+        self.env_steps = np.zeros(shape, dtype=np.int64)
+        self.reward_mode: Literal["env", "intrinsic", "learned"] = "env"
+        self.reward_fn: RewardFn | None = None
+        self.entropy = StateEntropyReward(knn_k)
+        self.total_steps = 0  # env steps added (all columns together)
+        self._episode_counter = np.zeros(self.n_envs, dtype=np.int64)
+        self._running_true = np.zeros(self.n_envs, dtype=np.float64)
+        self._running_learned = np.zeros(self.n_envs, dtype=np.float64)
+        self._running_length = np.zeros(self.n_envs, dtype=np.int64)
+        self.finished_episodes: list[FinishedEpisode] = []
+
+    # ------------------------------------------------------------------ storing
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        if not (np.all(np.isfinite(next_obs)) and np.all(np.isfinite(reward))):
+            raise NonFiniteError("the environment returned non-finite observations or rewards (NaN or inf)")
+        pos = self.pos
+        true = np.asarray(reward, dtype=np.float32).reshape(self.n_envs)
+        self.total_steps += self.n_envs
+        super().add(obs, next_obs, action, reward, done, infos)
+        self.true_rewards[pos] = true
+        self.episode_ids[pos] = self._episode_counter
+        self.env_steps[pos] = self.total_steps
+        if self.reward_mode == "learned" and self.reward_fn is not None:
+            self.rewards[pos] = self.reward_fn(self.observations[pos], self.actions[pos])
+        learned = self.rewards[pos] if self.reward_mode == "learned" else np.zeros(self.n_envs)
+        self._running_true += true
+        self._running_learned += learned
+        self._running_length += 1
+        for env in np.flatnonzero(np.asarray(done).reshape(self.n_envs)):
+            self.finished_episodes.append(
+                FinishedEpisode(
+                    float(self._running_true[env]),
+                    float(self._running_learned[env]),
+                    int(self._running_length[env]),
+                    self.total_steps,
+                )
+            )
+            self._running_true[env] = self._running_learned[env] = self._running_length[env] = 0
+            self._episode_counter[env] += 1
+
+    def drain_finished_episodes(self) -> list[FinishedEpisode]:
+        done, self.finished_episodes = self.finished_episodes, []
+        return done
+
+    # ----------------------------------------------------------------- sampling
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        samples = super()._get_samples(batch_inds, env)
+        if self.reward_mode != "intrinsic":
+            return samples
+        reference = torch.as_tensor(self.observations[: self.size()].reshape(-1, self.obs_shape[0])).float()
+        reward = self.entropy(samples.next_observations.cpu().float(), reference)
+        return samples._replace(rewards=reward.reshape(-1, 1).to(samples.rewards.device))
+
+    # -------------------------------------------------------------- relabelling
+    def relabel(self, reward_fn: RewardFn, chunk: int = 65536) -> int:
+        """Rewrite the learned reward of every stored row (all env columns); returns rows relabelled.
+
+        Rows are flattened over (row, env) and passed to ``reward_fn`` in chunks, which runs
+        without gradients (see :meth:`pebble.reward_model.RewardModel.reward`).
+        """
+        rows = self.size()
+        obs = self.observations[:rows].reshape(rows * self.n_envs, -1)
+        act = self.actions[:rows].reshape(rows * self.n_envs, -1)
+        flat = self.rewards[:rows].reshape(-1)  # a view: writes land in self.rewards
+        for start in range(0, len(flat), chunk):
+            flat[start : start + chunk] = reward_fn(obs[start : start + chunk], act[start : start + chunk])
+        return rows * self.n_envs
+
+    def chronological_rows(self) -> np.ndarray:
+        """Row indices of stored data, oldest first."""
+        if self.full:
+            return (self.pos + np.arange(self.buffer_size)) % self.buffer_size
+        return np.arange(self.pos)
+
+    def recent_rows(self, count: int) -> np.ndarray:
+        rows = self.chronological_rows()
+        return rows[-max(1, count // self.n_envs) :]
+
+    # -------------------------------------------------------------------- clips
+    def window_starts(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every valid clip start: (chronological position, env column, real steps in the clip).
+
+        A window of ``length`` steps starting at a row is valid if it stays inside the
+        stored part of one episode, or if the episode *terminated* before the window ends:
+        the rest is then padding, the absorbing state after termination (true and learned
+        reward 0). Windows of truncated or unfinished episodes must be complete, since
+        their future is unknown. The last window of every episode is included.
+        """
+        rows = self.chronological_rows()
+        n = len(rows)
+        positions, envs, real = [], [], []
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        terminated = (self.dones > 0) & (self.timeouts == 0)
+        index = np.arange(n)
+        for env in range(self.n_envs):
+            ep = self.episode_ids[rows, env]
+            ends = np.flatnonzero(np.append(ep[1:] != ep[:-1], True))
+            run_end = ends[np.searchsorted(ends, index)]
+            remaining = run_end - index + 1
+            run_terminated = terminated[rows[run_end], env]
+            valid = (remaining >= length) | run_terminated
+            positions.append(index[valid])
+            envs.append(np.full(int(valid.sum()), env))
+            real.append(np.minimum(remaining[valid], length))
+        return np.concatenate(positions), np.concatenate(envs), np.concatenate(real)
+
+    def sample_clips(self, count: int, length: int, rng: np.random.Generator) -> Segments:
+        """``count`` clips drawn uniformly (with replacement) from all valid windows."""
+        positions, envs, real = self.window_starts(length)
+        if len(positions) == 0:
+            raise ValueError(f"no stored episode piece is long enough for a clip of {length} steps yet")
+        pick = rng.integers(len(positions), size=count)
+        return self.gather(positions[pick], envs[pick], real[pick], length)
+
+    def gather(self, positions: np.ndarray, envs: np.ndarray, real: np.ndarray, length: int) -> Segments:
+        """Copy clips out of the buffer; steps beyond ``real`` become zeroed padding."""
+        rows = self.chronological_rows()
+        offsets = np.arange(length)
+        mask = offsets[None, :] < real[:, None]
+        chrono = positions[:, None] + np.minimum(offsets[None, :], real[:, None] - 1)
+        idx = rows[chrono]
+        col = envs[:, None]
+        obs = self.observations[idx, col] * mask[..., None]
+        act = self.actions[idx, col] * mask[..., None]
+        true = self.true_rewards[idx, col] * mask
+        start = self.env_steps[idx[:, 0], envs]
+        return Segments(obs.astype(np.float32), act.astype(np.float32), true, mask, envs.copy(), start)

@@ -1,0 +1,324 @@
+"""The typed configuration tree: the single source of truth for every setting.
+
+The command-line flags (:mod:`pebble.cli`), the ``config.json`` saved in each run
+folder and the hyperparameter table in TensorBoard are all generated from the
+dataclasses below. Every leaf field carries its help text in ``metadata["help"]``;
+leaf names are unique across the tree so that each one maps to exactly one flag
+(``max_feedback`` -> ``--max-feedback``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+QUERY_SCHEMES = ("uniform", "disagreement", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy")
+ALGORITHMS = ("sac", "td3", "ddpg")
+SCHEDULES = ("constant", "decay", "increase")
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message is one line that names the setting."""
+
+
+def opt(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a default and the help text shown by ``--help``."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class AlgoConfig:
+    """The off-policy RL algorithm (Stable-Baselines3) trained on the learned reward."""
+
+    algo: Literal["sac", "td3", "ddpg"] = opt("sac", "SB3 off-policy algorithm: sac, td3 or ddpg.")
+    learning_rate: float = opt(3e-4, "Learning rate of actor and critic (SB3/RL-Zoo default for MuJoCo).")
+    batch_size: int = opt(256, "Minibatch size of the RL updates.")
+    buffer_size: int = opt(1_000_000, "Replay buffer capacity per environment copy (rows).")
+    tau: float = opt(0.005, "Polyak coefficient of the target networks.")
+    gamma: float = opt(0.99, "Discount factor.")
+    train_freq: int = opt(1, "Environment steps between RL updates.")
+    gradient_steps: int = opt(1, "RL gradient steps per update.")
+    net_arch: list[int] = opt([256, 256], "Hidden layer sizes of actor and critic.")
+
+
+@dataclass
+class PretrainConfig:
+    """Seed steps and reward-free pre-training by state-entropy maximisation."""
+
+    seed_steps: int = opt(1000, "Steps with uniformly random actions and no updates.")
+    unsup_steps: int = opt(9000, "Steps of unsupervised pre-training on the k-NN state-entropy reward.")
+    knn_k: int = opt(5, "k of the k-nearest-neighbour state-entropy estimate.")
+    extra_updates: int = opt(100, "RL updates on the relabelled buffer right after the first feedback session.")
+    reset_critic: bool = opt(True, "Reset critic, target critic and critic optimiser after pre-training.")
+
+
+@dataclass
+class RewardModelConfig:
+    """The ensemble reward model and its training."""
+
+    ensemble_size: int = opt(3, "Number of reward networks in the ensemble.")
+    reward_hidden: list[int] = opt([256, 256, 256], "Hidden layer sizes of each reward network.")
+    reward_lr: float = opt(3e-4, "Adam learning rate of the reward model.")
+    reward_epochs: int = opt(50, "Maximum epochs over all labels per feedback session (reference: reward_update).")
+    reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")
+    accuracy_stop: float = opt(0.97, "Stop a session's training once mean training accuracy exceeds this.")
+
+
+@dataclass
+class FeedbackConfig:
+    """The teacher, the queries and the feedback schedule."""
+
+    max_feedback: int = opt(1000, "Total number of queries the teacher may be asked (skips count).")
+    num_interact: int = opt(5000, "Environment steps between feedback sessions.")
+    queries_per_session: int = opt(
+        0, "Queries per session; 0 spreads max_feedback evenly over the sessions that fit in total_steps."
+    )
+    schedule: Literal["constant", "decay", "increase"] = opt(
+        "constant", "How the session size changes over the run: constant, decay or increase."
+    )
+    segment_length: int = opt(50, "Length H of each clip (environment steps).")
+    query_size: int = opt(2, "Number K of clips per query (2: pairs; >2: rankings, Plackett-Luce).")
+    query_scheme: str = opt(
+        "disagreement", "Query selection: " + ", ".join(QUERY_SCHEMES) + ". The first session is always uniform."
+    )
+    oversample: int = opt(10, "Candidate queries drawn per selected query by the informed schemes.")
+    teacher: str = opt("oracle", "Teacher: a registered name, 'package.module:Class', or an entry point.")
+    teacher_kwargs: dict[str, Any] = opt({}, "Keyword arguments of the teacher (flag: --teacher-kwargs KEY=VALUE ...).")
+
+
+@dataclass
+class LogConfig:
+    """Evaluation, TensorBoard and terminal output."""
+
+    eval_freq: int = opt(10000, "Environment steps between evaluations of the deterministic policy (0: never).")
+    eval_episodes: int = opt(5, "Episodes per evaluation.")
+    log_interval: int = opt(2000, "Environment steps between progress lines in the terminal (0: quiet).")
+    correlation_rows: int = opt(10000, "Recent buffer rows used for the learned/true reward correlation.")
+
+
+@dataclass
+class Config:
+    """A PEBBLE training run."""
+
+    env: str = opt("HalfCheetah-v5", "Gymnasium environment id.")
+    seed: int = opt(0, "Random seed (environment, networks, queries, teacher).")
+    total_steps: int = opt(100_000, "Total environment steps (all environment copies together).")
+    exp_name: str = opt("pebble", "Experiment name, part of the default run folder name.")
+    run_dir: str = opt("", "Run folder; default: runs/{env}__{exp_name}__{seed}__{time}.")
+    n_envs: int = opt(1, "Parallel environment copies.")
+    torch_threads: int = opt(0, "torch CPU threads (0: torch's default).")
+    true_reward: bool = opt(False, "Baseline: train on the true reward, without pre-training or feedback.")
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    reward: RewardModelConfig = field(default_factory=RewardModelConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid setting."""
+        positive = {
+            "total_steps": self.total_steps,
+            "n_envs": self.n_envs,
+            "batch_size": self.algo.batch_size,
+            "buffer_size": self.algo.buffer_size,
+            "train_freq": self.algo.train_freq,
+            "knn_k": self.pretrain.knn_k,
+            "ensemble_size": self.reward.ensemble_size,
+            "reward_batch_size": self.reward.reward_batch_size,
+            "reward_epochs": self.reward.reward_epochs,
+            "max_feedback": self.feedback.max_feedback,
+            "num_interact": self.feedback.num_interact,
+            "segment_length": self.feedback.segment_length,
+            "oversample": self.feedback.oversample,
+            "eval_episodes": self.log.eval_episodes,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"--{flag(name)} must be positive, got {value}")
+        non_negative = {
+            "seed_steps": self.pretrain.seed_steps,
+            "unsup_steps": self.pretrain.unsup_steps,
+            "extra_updates": self.pretrain.extra_updates,
+            "queries_per_session": self.feedback.queries_per_session,
+            "eval_freq": self.log.eval_freq,
+            "log_interval": self.log.log_interval,
+            "torch_threads": self.torch_threads,
+            "gradient_steps": self.algo.gradient_steps,
+        }
+        for name, value in non_negative.items():
+            if value < 0:
+                raise ConfigError(f"--{flag(name)} must be >= 0, got {value}")
+        if self.feedback.query_size < 2:
+            raise ConfigError(f"--query-size must be at least 2 (clips per query), got {self.feedback.query_size}")
+        if self.feedback.query_scheme not in QUERY_SCHEMES:
+            raise ConfigError(
+                f"unknown --query-scheme {self.feedback.query_scheme!r}; choose one of {', '.join(QUERY_SCHEMES)}"
+            )
+        if self.algo.algo not in ALGORITHMS:
+            raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.feedback.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        for name, rate in (("learning_rate", self.algo.learning_rate), ("reward_lr", self.reward.reward_lr)):
+            if not rate > 0:
+                raise ConfigError(f"--{flag(name)} must be positive, got {rate}")
+        if not 0 < self.algo.gamma <= 1:
+            raise ConfigError(f"--gamma must be in (0, 1], got {self.algo.gamma}")
+        if not 0 < self.algo.tau <= 1:
+            raise ConfigError(f"--tau must be in (0, 1], got {self.algo.tau}")
+        if not 0 < self.reward.accuracy_stop <= 1:
+            raise ConfigError(f"--accuracy-stop must be in (0, 1], got {self.reward.accuracy_stop}")
+        if any(h <= 0 for h in self.algo.net_arch + self.reward.reward_hidden):
+            raise ConfigError("layer sizes in --net-arch and --reward-hidden must be positive")
+        if not self.true_reward and self.pretrain.seed_steps + self.pretrain.unsup_steps >= self.total_steps:
+            raise ConfigError(
+                f"--seed-steps + --unsup-steps ({self.pretrain.seed_steps + self.pretrain.unsup_steps}) must be "
+                f"smaller than --total-steps ({self.total_steps}) so that feedback can start"
+            )
+
+
+def flag(name: str) -> str:
+    """The command-line flag (without dashes) of a leaf field."""
+    return name.replace("_", "-")
+
+
+def leaf_fields(cls: type = Config, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dataclasses.Field[Any]]]:
+    """Every leaf field of the tree with its path, e.g. (("feedback", "max_feedback"), Field)."""
+    hints = typing.get_type_hints(cls)
+    leaves = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            leaves += leaf_fields(kind, path + (f.name,))  # type: ignore[arg-type]
+        else:
+            leaves.append((path + (f.name,), f))
+    return leaves
+
+
+def field_type(path: tuple[str, ...]) -> Any:
+    """The resolved type hint of the leaf at ``path``."""
+    cls: Any = Config
+    for name in path[:-1]:
+        cls = typing.get_type_hints(cls)[name]
+    return typing.get_type_hints(cls)[path[-1]]
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The nested plain-data form saved as ``config.json``."""
+    return dataclasses.asdict(config)
+
+
+def flat_items(config: Config) -> list[tuple[str, Any]]:
+    """(leaf name, value) pairs, in tree order: the hyperparameter table."""
+    items = []
+    for path, _ in leaf_fields():
+        value: Any = config
+        for name in path:
+            value = getattr(value, name)
+        items.append((path[-1], value))
+    return items
+
+
+def coerce(path: tuple[str, ...], value: Any) -> Any:
+    """Check and convert a value read from a config file to the field's type."""
+    kind = field_type(path)
+    origin = typing.get_origin(kind)
+    name = "--" + flag(path[-1])
+    if origin is Literal:
+        if value not in typing.get_args(kind):
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, typing.get_args(kind)))}, got {value!r}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{name} must be a list of integers, got {value!r}")
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a table of keyword arguments, got {value!r}")
+        return dict(value)
+    if isinstance(kind, types.UnionType):  # pragma: no cover - no such fields today
+        return value
+    raise ConfigError(f"{name}: unsupported type {kind}")  # pragma: no cover
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a config from nested data (a config file), on top of ``base`` or the defaults.
+
+    Unknown keys are errors, so that a typo in a config file is never silently ignored.
+    """
+    config = base if base is not None else Config()
+    config = _copy(config)
+    _apply(config, data, ())
+    return config
+
+
+def _apply(node: Any, data: dict[str, Any], path: tuple[str, ...]) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {'.'.join(path) or '(top)'} must be a table, got {data!r}")
+    names = {f.name for f in dataclasses.fields(node)}
+    for key, value in data.items():
+        if key not in names:
+            where = ".".join(path) or "the top level"
+            raise ConfigError(f"unknown setting {key!r} in {where} of the config file")
+        current = getattr(node, key)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, path + (key,))
+        else:
+            setattr(node, key, coerce(path + (key,), value))
+
+
+def _copy(config: Config) -> Config:
+    return from_plain(to_dict(config))
+
+
+def from_plain(data: dict[str, Any]) -> Config:
+    """Rebuild a config from :func:`to_dict` output (e.g. a saved ``config.json``)."""
+    config = Config()
+    _apply(config, data, ())
+    return config
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or TOML config file into nested data."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text.decode())
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return data
+
+
+def save(config: Config, path: str | Path) -> None:
+    """Write the config as JSON (the format ``--config`` reads back)."""
+    Path(path).write_text(json.dumps(to_dict(config), indent=2) + "\n")

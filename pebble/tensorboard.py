@@ -1,0 +1,36 @@
+"""TensorBoard output of a run: scalars against env steps, the custom-scalars layout, hyperparameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+#: Charts that overlay several tags (TensorBoard's "Custom Scalars" tab).
+LAYOUT = {
+    "PEBBLE": {
+        "training episode return: true vs learned": [
+            "Multiline",
+            ["charts/episode_true_return", "charts/episode_learned_return"],
+        ],
+        "evaluation true return": ["Multiline", ["eval/true_return"]],
+        "reward model accuracy: train vs held-out": [
+            "Multiline",
+            ["reward_model/train_accuracy", "reward_model/heldout_accuracy"],
+        ],
+        "labels": [
+            "Multiline",
+            ["feedback/queries_asked", "feedback/labels_used", "feedback/skipped", "feedback/equal"],
+        ],
+    }
+}
+
+
+def open_writer(log_dir: Path, hyperparameters: list[tuple[str, Any]]) -> SummaryWriter:
+    """A writer for ``log_dir`` with the custom-scalars layout and the hyperparameter table."""
+    writer = SummaryWriter(str(log_dir))
+    writer.add_custom_scalars(LAYOUT)
+    rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows, 0)
+    return writer
