@@ -65,7 +65,9 @@ class RewardModelConfig:
     """The ensemble reward model and its training."""
 
     ensemble_size: int = opt(3, "Number of reward networks in the ensemble.")
-    reward_hidden: list[int] = opt([256, 256, 256], "Hidden layer sizes of each reward network.")
+    reward_hidden: list[int] = opt(
+        [128, 128, 128], "Hidden layer sizes of each reward network (reference: 256 x 3; see README, Performance)."
+    )
     reward_lr: float = opt(3e-4, "Adam learning rate of the reward model.")
     reward_epochs: int = opt(50, "Maximum epochs over all labels per feedback session (reference: reward_update).")
     reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")

@@ -295,6 +295,8 @@ class PebbleLoop(BaseCallback):
         elapsed = now - self._start_time
         eta = elapsed / max(1, step) * (self.cfg.total_steps - step)
         phase = {"env": "true reward", "intrinsic": "pre-training", "learned": "learned reward"}[mode]
+        if step <= self.cfg.pretrain.seed_steps and not self.cfg.true_reward:
+            phase = "seed steps"
         parts = [
             f"[pebble] step {step}/{self.cfg.total_steps}",
             f"{fps:.0f} steps/s",
@@ -303,7 +305,7 @@ class PebbleLoop(BaseCallback):
         if not self.cfg.true_reward:
             parts.append(f"queries {self.counts.asked}/{self.cfg.feedback.max_feedback}")
         parts.append(f"episode true return {self.last_true_return:.1f}")
-        if mode == "learned" and not self.cfg.true_reward:
+        if mode == "learned" and not self.cfg.true_reward and not math.isnan(self.last_learned_return):
             parts.append(f"learned {self.last_learned_return:.1f}")
         if not math.isnan(self.last_eval):
             parts.append(f"eval {self.last_eval:.1f}")

@@ -1,0 +1,71 @@
+"""Final evaluation true return of PEBBLE against the plain algorithm on the true reward.
+
+Each (variant, seed) is one ``pebble train`` run in a subprocess with one torch thread;
+``--jobs 2`` runs two at a time (one per core here). Finished runs are reused, so an
+interrupted benchmark resumes where it stopped. Writes ``bench/results/learning_<name>.json``.
+
+    python bench/learning.py --name halfcheetah_100k --env HalfCheetah-v5 --steps 100000 \
+        --labels 0 1000 --seeds 0 --jobs 2      # 0 labels = SAC on the true reward
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, write_result  # noqa: E402
+
+
+def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list[str]) -> dict:
+    name = f"{env}__{'sac_true' if labels == 0 else f'pebble_{labels}'}__{seed}"
+    run_dir = out / name
+    summary = run_dir / "summary.json"
+    if not summary.exists():
+        cmd = [sys.executable, "-m", "pebble.cli", "train", "--env", env, "--total-steps", str(steps), "--seed", str(seed),
+               "--run-dir", str(run_dir), "--overwrite", "--torch-threads", "1", "--log-interval", "5000", *extra]
+        cmd += ["--true-reward"] if labels == 0 else ["--max-feedback", str(labels)]
+        log = out / f"{name}.log"
+        with log.open("w") as fh:
+            subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=True)
+    data = json.loads(summary.read_text())
+    return {"env": env, "labels": labels, "seed": seed, **{k: data[k] for k in ("final_eval_return", "steps_per_second", "seconds", "timings")}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--name", required=True)
+    p.add_argument("--env", default="HalfCheetah-v5")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--labels", type=int, nargs="+", default=[0, 1000], help="0 = true-reward baseline")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more pebble train flags")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    grid = [(lab, s) for lab in args.labels for s in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda g: run_one(args.env, args.steps, g[0], g[1], out, args.extra), grid))
+    table = {}
+    for lab in args.labels:
+        finals = [r["final_eval_return"] for r in runs if r["labels"] == lab]
+        table["sac_true" if lab == 0 else f"pebble_{lab}"] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)), "n": len(finals)}
+    base = table.get("sac_true", {}).get("mean")
+    if base:
+        for key, row in table.items():
+            row["ratio_to_true_reward_sac"] = row["mean"] / base
+    path = write_result(f"learning_{args.name}", {"env": args.env, "steps": args.steps, "summary": table, "runs": runs})
+    print(json.dumps(table, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
