@@ -8,6 +8,7 @@ environments need no change to pebble.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -21,6 +22,27 @@ LOCOMOTION = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-
 
 #: Small MuJoCo tasks used for quick checks and the end-to-end test.
 QUICK = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Pusher-v5")
+
+
+def _mujoco_warning(message: str) -> None:
+    """Route MuJoCo's C-level warnings through Python's ``warnings`` (filterable, testable).
+
+    Gymnasium's own HalfCheetah asset uses the deprecated ``settotalmass`` attribute, which
+    MuJoCo >= 3.3 reports on every load; that one message is not actionable for users.
+    """
+    if "settotalmass" not in message:
+        warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+
+def _install_mujoco_warning_handler() -> None:
+    try:
+        import mujoco
+    except ImportError:  # pragma: no cover - mujoco is a dependency, but envs work without it
+        return
+    mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+_install_mujoco_warning_handler()
 
 
 class EnvError(ValueError):

@@ -17,6 +17,7 @@ It also cuts trajectory-aligned clips that never cross an episode boundary
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -68,7 +69,7 @@ class Segments:
 
 @dataclass
 class FinishedEpisode:
-    """True and learned return of one training episode (same transitions)."""
+    """True and learned return of one training episode (same transitions; learned is NaN before feedback)."""
 
     true_return: float
     learned_return: float
@@ -105,7 +106,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.total_steps = 0  # env steps added (all columns together)
         self._episode_counter = np.zeros(self.n_envs, dtype=np.int64)
         self._running_true = np.zeros(self.n_envs, dtype=np.float64)
-        self._running_learned = np.zeros(self.n_envs, dtype=np.float64)
+        self._episode_start = np.zeros(self.n_envs, dtype=np.int64)  # row where each env's episode began
         self._running_length = np.zeros(self.n_envs, dtype=np.int64)
         self.finished_episodes: list[FinishedEpisode] = []
 
@@ -130,20 +131,19 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.env_steps[pos] = self.total_steps
         if self.reward_mode == "learned" and self.reward_fn is not None:
             self.rewards[pos] = self.reward_fn(self.observations[pos], self.actions[pos])
-        learned = self.rewards[pos] if self.reward_mode == "learned" else np.zeros(self.n_envs)
         self._running_true += true
-        self._running_learned += learned
         self._running_length += 1
         for env in np.flatnonzero(np.asarray(done).reshape(self.n_envs)):
-            self.finished_episodes.append(
-                FinishedEpisode(
-                    float(self._running_true[env]),
-                    float(self._running_learned[env]),
-                    int(self._running_length[env]),
-                    self.total_steps,
-                )
-            )
-            self._running_true[env] = self._running_learned[env] = self._running_length[env] = 0
+            length = int(self._running_length[env])
+            learned = math.nan
+            if self.reward_mode == "learned" and length <= self.buffer_size:
+                # Summed from the stored rows, so an episode that began before the last
+                # relabelling is scored entirely by the current reward model.
+                rows = (self._episode_start[env] + np.arange(length)) % self.buffer_size
+                learned = float(self.rewards[rows, env].sum())
+            self.finished_episodes.append(FinishedEpisode(float(self._running_true[env]), learned, length, self.total_steps))
+            self._running_true[env] = self._running_length[env] = 0
+            self._episode_start[env] = self.pos
             self._episode_counter[env] += 1
 
     def drain_finished_episodes(self) -> list[FinishedEpisode]:

@@ -41,7 +41,7 @@ class AlgoConfig:
     algo: Literal["sac", "td3", "ddpg"] = opt("sac", "SB3 off-policy algorithm: sac, td3 or ddpg.")
     learning_rate: float = opt(3e-4, "Learning rate of actor and critic (SB3/RL-Zoo default for MuJoCo).")
     batch_size: int = opt(256, "Minibatch size of the RL updates.")
-    buffer_size: int = opt(1_000_000, "Replay buffer capacity per environment copy (rows).")
+    buffer_size: int = opt(1_000_000, "Replay buffer capacity in transitions (all environment copies together).")
     tau: float = opt(0.005, "Polyak coefficient of the target networks.")
     gamma: float = opt(0.99, "Discount factor.")
     train_freq: int = opt(1, "Environment steps between RL updates.")

@@ -273,7 +273,7 @@ class PebbleLoop(BaseCallback):
             self.last_true_return = ep.true_return
             self.writer.add_scalar("charts/episode_true_return", ep.true_return, ep.env_step)
             self.writer.add_scalar("charts/episode_length", ep.length, ep.env_step)
-            if learned:
+            if learned and not math.isnan(ep.learned_return):
                 self.last_learned_return = ep.learned_return
                 self.writer.add_scalar("charts/episode_learned_return", ep.learned_return, ep.env_step)
 

@@ -1,0 +1,126 @@
+"""Replay buffer: relabelling covers every stored row; clips respect episode boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ACT_DIM, OBS_DIM, fill, make_buffer
+
+
+def obs_sum_reward(obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+    return (obs.sum(1) + act.sum(1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_relabel_covers_whole_buffer_after_wraparound(n_envs: int) -> None:
+    buffer = make_buffer(size=50, n_envs=n_envs)
+    fill(buffer, [[30] * 4] * n_envs)  # 120 steps per env: wraps the 50-row buffer twice
+    assert buffer.full
+    buffer.rewards[:] = -999.0  # stale rewards everywhere
+    rows = buffer.relabel(obs_sum_reward, chunk=7)  # a chunk size that does not divide the rows
+    assert rows == buffer.buffer_size * n_envs == 50  # SB3 splits the capacity over the envs
+    expected = buffer.observations.sum(-1) + buffer.actions.sum(-1)
+    np.testing.assert_allclose(buffer.rewards, expected, rtol=1e-6)
+
+
+def test_new_rows_get_learned_reward_when_stored() -> None:
+    buffer = make_buffer(size=20, n_envs=2)
+    buffer.reward_mode = "learned"
+    buffer.reward_fn = obs_sum_reward
+    fill(buffer, [[5, 5], [4, 6]])
+    rows = buffer.size()
+    expected = buffer.observations[:rows].sum(-1) + buffer.actions[:rows].sum(-1)
+    np.testing.assert_allclose(buffer.rewards[:rows], expected, rtol=1e-6)
+    # true rewards are kept beside the learned ones
+    assert buffer.true_rewards[:rows].max() > 0
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_clips_never_cross_episode_boundaries(n_envs: int, rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=64, n_envs=n_envs)
+    lengths = [[7, 13, 3, 20, 9, 30, 11] for _ in range(n_envs)]
+    lengths[-1] = [12, 5, 25, 8, 40, 2]
+    fill(buffer, lengths, terminated=True)
+    clips = buffer.sample_clips(500, 10, rng)
+    for i in range(len(clips)):
+        real = clips.obs[i][clips.mask[i]]
+        # the step-in-episode coordinate increases by one over the real steps: one episode
+        np.testing.assert_array_equal(np.diff(real[:, 2]), 1)
+        np.testing.assert_array_equal(real[:, 1], clips.env_index[i])
+        # padding only after the real steps, zeroed, with zero true reward
+        n_real = clips.mask[i].sum()
+        assert clips.mask[i][:n_real].all() and not clips.mask[i][n_real:].any()
+        assert np.all(clips.obs[i][n_real:] == 0) and np.all(clips.true_rewards[i][n_real:] == 0)
+
+
+def test_terminated_short_episodes_are_padded_and_last_window_included(rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=100)
+    fill(buffer, [[4, 30, 6]], terminated=True)
+    positions, _, real = buffer.window_starts(10)
+    # every start of a terminated episode is valid, the last window (1 real step) too
+    assert len(positions) == 4 + 30 + 6
+    assert real.min() == 1 and real.max() == 10
+    clips = buffer.sample_clips(2000, 10, rng)
+    n_real = clips.mask.sum(1)
+    assert set(np.unique(n_real)) == set(range(1, 11))
+    # a 4-step episode appears whole, padded to 10 steps
+    whole = clips.mask.sum(1) == 4
+    assert np.any(whole & (clips.obs[:, 0, 2] == 0))
+
+
+def test_truncated_or_unfinished_episodes_need_complete_windows() -> None:
+    buffer = make_buffer(size=100)
+    fill(buffer, [[4, 30, 6]], terminated=False)  # truncated episodes: future unknown
+    positions, _, real = buffer.window_starts(10)
+    assert np.all(real == 10)
+    assert len(positions) == 30 - 10 + 1  # only the long episode, its last window included
+    buffer2 = make_buffer(size=100)
+    fill(buffer2, [[25]], terminated=True)
+    buffer2.add(*_one_step(), np.zeros(1), [{}])  # an unfinished episode of 1 step
+    positions2, _, _ = buffer2.window_starts(10)
+    assert len(positions2) == 25
+
+
+def _one_step() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    obs = np.full((1, OBS_DIM), 7.0, np.float32)
+    return obs, obs, np.zeros((1, ACT_DIM), np.float32), np.ones(1, np.float32)
+
+
+def test_no_window_gives_clear_error(rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=100)
+    fill(buffer, [[5, 5]], terminated=False)
+    with pytest.raises(ValueError, match="long enough"):
+        buffer.sample_clips(3, 10, rng)
+
+
+def test_clips_after_wraparound_stay_in_order(rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=40)
+    fill(buffer, [[25, 25, 25]], terminated=True)  # 75 steps into 40 rows
+    clips = buffer.sample_clips(300, 8, rng)
+    for i in range(len(clips)):
+        real = clips.obs[i][clips.mask[i]]
+        np.testing.assert_array_equal(np.diff(real[:, 0]), 1)  # consecutive global steps
+
+
+def test_non_finite_environment_output_is_refused() -> None:
+    buffer = make_buffer(size=10)
+    obs = np.zeros((1, OBS_DIM), np.float32)
+    bad = obs.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        buffer.add(obs, bad, np.zeros((1, ACT_DIM)), np.zeros(1), np.zeros(1), [{}])
+    with pytest.raises(ValueError, match="non-finite"):
+        buffer.add(obs, obs, np.zeros((1, ACT_DIM)), np.array([np.inf]), np.zeros(1), [{}])
+    assert buffer.size() == 0
+
+
+def test_finished_episodes_report_true_and_learned_returns() -> None:
+    buffer = make_buffer(size=50)
+    buffer.reward_mode = "learned"
+    buffer.reward_fn = lambda o, a: np.full(len(o), 2.0, np.float32)
+    fill(buffer, [[4, 6]])
+    episodes = buffer.drain_finished_episodes()
+    assert [e.length for e in episodes] == [4, 6]
+    assert [e.true_return for e in episodes] == [0 + 1 + 2 + 3, 15]
+    assert [e.learned_return for e in episodes] == [8.0, 12.0]
+    assert buffer.drain_finished_episodes() == []

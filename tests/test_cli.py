@@ -1,0 +1,104 @@
+"""The command line: flags from the config tree, config files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pebble import config as cfg
+from pebble.cli import main, parse_train_args, train_parser
+
+
+def test_every_config_field_has_a_documented_flag() -> None:
+    help_text = train_parser(cfg.Config()).format_help()
+    for path, field in cfg.leaf_fields():
+        assert "--" + cfg.flag(path[-1]) in help_text
+        assert field.metadata["help"]
+    for required in ("--env", "--seed", "--total-steps", "--max-feedback", "--teacher", "--run-dir", "--config"):
+        assert required in help_text
+    names = [path[-1] for path, _ in cfg.leaf_fields()]
+    assert len(names) == len(set(names))
+
+
+def test_flags_override_config_file(tmp_path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"env": "Hopper-v5", "feedback": {"max_feedback": 300, "query_size": 3}, "seed": 4}))
+    config, overwrite = parse_train_args(["--config", str(path), "--max-feedback", "200", "--net-arch", "64", "64"])
+    assert (config.env, config.seed, config.feedback.max_feedback, config.feedback.query_size) == ("Hopper-v5", 4, 200, 3)
+    assert config.algo.net_arch == [64, 64] and not overwrite
+
+
+def test_saved_config_round_trips(tmp_path) -> None:
+    config, _ = parse_train_args(["--teacher-kwargs", "beta=2.5", "name=x", "--no-reset-critic"])
+    assert config.feedback.teacher_kwargs == {"beta": 2.5, "name": "x"} and not config.pretrain.reset_critic
+    cfg.save(config, tmp_path / "config.json")
+    again, _ = parse_train_args(["--config", str(tmp_path / "config.json")])
+    assert again == config
+
+
+def test_toml_config(tmp_path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('env = "Walker2d-v5"\n[feedback]\nteacher = "mistake"\n[feedback.teacher_kwargs]\neps_mistake = 0.2\n')
+    config, _ = parse_train_args(["--config", str(path)])
+    assert config.env == "Walker2d-v5" and config.feedback.teacher_kwargs == {"eps_mistake": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--max-feedbak", "10"], "did you mean --max-feedback"),
+        (["train", "--max-feedback", "ten"], "invalid int value"),
+        (["train", "--max-feedback", "0"], "--max-feedback must be positive"),
+        (["train", "--query-size", "1"], "--query-size must be at least 2"),
+        (["train", "--query-scheme", "best"], "unknown --query-scheme"),
+        (["train", "--total-steps", "5000"], "must be smaller than --total-steps"),
+        (["trian"], "did you mean train"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_config_file_is_one_line(tmp_path, capsys) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"feedback": {"max_feedbak": 3}}))
+    assert main(["train", "--config", str(path)]) == 2
+    assert "unknown setting 'max_feedbak' in feedback" in capsys.readouterr().err
+    path.write_text("{not json")
+    assert main(["train", "--config", str(path)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "HalfCheeta-v5"], "did you mean HalfCheetah-v5"),
+        (["--teacher", "oracel"], "unknown teacher 'oracel'"),
+        (["--env", "Reacher-v5", "--segment-length", "60"], "longer than Reacher-v5's episode limit"),
+    ],
+)
+def test_unknown_env_or_teacher_from_the_console_script(argv, message, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pebble.cli", "train", "--run-dir", str(run_dir), *argv],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if "settotalmass" not in line]
+    assert len(lines) == 1 and message in lines[0]
+    assert not run_dir.exists()  # nothing created for a run that could not start
+
+
+def test_existing_run_folder_is_refused(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "labels.db").write_text("precious")
+    assert main(["train", "--env", "Pendulum-v1", "--run-dir", str(run_dir)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (run_dir / "labels.db").read_text() == "precious"
