@@ -28,14 +28,37 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
     run_dir = out / name
     summary = run_dir / "summary.json"
     if not summary.exists():
-        cmd = [sys.executable, "-m", "pebble.cli", "train", "--env", env, "--total-steps", str(steps), "--seed", str(seed),
-               "--run-dir", str(run_dir), "--overwrite", "--torch-threads", "1", "--log-interval", "5000", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pebble.cli",
+            "train",
+            "--env",
+            env,
+            "--total-steps",
+            str(steps),
+            "--seed",
+            str(seed),
+            "--run-dir",
+            str(run_dir),
+            "--overwrite",
+            "--torch-threads",
+            "1",
+            "--log-interval",
+            "5000",
+            *extra,
+        ]
         cmd += ["--true-reward"] if labels == 0 else ["--max-feedback", str(labels)]
         log = out / f"{name}.log"
         with log.open("w") as fh:
             subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=True)
     data = json.loads(summary.read_text())
-    return {"env": env, "labels": labels, "seed": seed, **{k: data[k] for k in ("final_eval_return", "steps_per_second", "seconds", "timings")}}
+    return {
+        "env": env,
+        "labels": labels,
+        "seed": seed,
+        **{k: data[k] for k in ("final_eval_return", "steps_per_second", "seconds", "timings")},
+    }
 
 
 def main() -> None:
@@ -57,10 +80,14 @@ def main() -> None:
     table = {}
     for lab in args.labels:
         finals = [r["final_eval_return"] for r in runs if r["labels"] == lab]
-        table["sac_true" if lab == 0 else f"pebble_{lab}"] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)), "n": len(finals)}
+        table["sac_true" if lab == 0 else f"pebble_{lab}"] = {
+            "mean": float(np.mean(finals)),
+            "std": float(np.std(finals)),
+            "n": len(finals),
+        }
     base = table.get("sac_true", {}).get("mean")
     if base:
-        for key, row in table.items():
+        for row in table.values():
             row["ratio_to_true_reward_sac"] = row["mean"] / base
     path = write_result(f"learning_{args.name}", {"env": args.env, "steps": args.steps, "summary": table, "runs": runs})
     print(json.dumps(table, indent=2))

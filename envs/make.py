@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -60,12 +61,62 @@ def check_env_id(env_id: str) -> None:
     if name in gym.registry:
         return
     close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see `python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+    hint = (
+        f"; did you mean {', '.join(close)}?"
+        if close
+        else "; see `python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+    )
     raise EnvError(f"unknown environment id {env_id!r}{hint}")
 
 
-def make_env(env_id: str, seed: int | None = None, **kwargs: object) -> gym.Env:
-    """One environment, wrapped in SB3's ``Monitor`` (true episodic return and length)."""
+class RenderStateInfo(gym.Wrapper):
+    """Puts the MuJoCo state (qpos, qvel) *before* each step into ``info["render_state"]``.
+
+    The replay buffer stores it beside the observation the action was taken in, so that a
+    clip can later be rendered frame by frame (for a person judging videos).
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        data = getattr(env.unwrapped, "data", None)
+        if data is None or not hasattr(data, "qpos"):
+            raise EnvError(
+                f"{env.spec.id if env.spec else env!r} is not a MuJoCo environment: clips cannot be rendered"
+            )
+        self.state_dim = int(data.qpos.size + data.qvel.size)
+        self._state = self._read()
+
+    def _read(self) -> np.ndarray:
+        data = self.env.unwrapped.data  # type: ignore[attr-defined]
+        return np.concatenate([data.qpos, data.qvel]).astype(np.float64)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._state = self._read()
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        before = self._state
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._state = self._read()
+        info["render_state"] = before
+        return obs, reward, terminated, truncated, info
+
+
+def render_state_dim(env_id: str) -> int:
+    """Size of (qpos, qvel) of a MuJoCo environment."""
+    env = gym.make(env_id)
+    try:
+        return RenderStateInfo(env).state_dim
+    finally:
+        env.close()
+
+
+def make_env(env_id: str, seed: int | None = None, record_render_state: bool = False, **kwargs: object) -> gym.Env:
+    """One environment, wrapped in SB3's ``Monitor`` (true episodic return and length).
+
+    ``record_render_state`` adds :class:`RenderStateInfo` (MuJoCo tasks only).
+    """
     check_env_id(env_id)
     try:
         env = gym.make(env_id, **kwargs)
@@ -73,6 +124,8 @@ def make_env(env_id: str, seed: int | None = None, **kwargs: object) -> gym.Env:
         raise EnvError(f"cannot build environment {env_id!r}: {str(exc).splitlines()[0]}") from None
     if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
         raise EnvError(f"{env_id!r} must have Box observation and action spaces (continuous control)")
+    if record_render_state:
+        env = RenderStateInfo(env)
     env = Monitor(env)
     if seed is not None:
         env.reset(seed=seed)
@@ -80,12 +133,12 @@ def make_env(env_id: str, seed: int | None = None, **kwargs: object) -> gym.Env:
     return env
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int, **kwargs: object) -> VecEnv:
+def make_vec_env(env_id: str, n_envs: int, seed: int, record_render_state: bool = False, **kwargs: object) -> VecEnv:
     """``n_envs`` copies in a ``DummyVecEnv``, copy i seeded with ``seed + i``."""
     check_env_id(env_id)
 
     def factory(rank: int) -> Callable[[], gym.Env]:
-        return lambda: make_env(env_id, **kwargs)
+        return lambda: make_env(env_id, record_render_state=record_render_state, **kwargs)
 
     vec = DummyVecEnv([factory(i) for i in range(n_envs)])
     vec.seed(seed)

@@ -49,12 +49,13 @@ class Segments:
     mask: np.ndarray  # (N, H) bool
     env_index: np.ndarray  # (N,)
     start_step: np.ndarray  # (N,)
+    render_states: np.ndarray | None = None  # (N, H, state_dim) simulator states, when recorded
 
     def __len__(self) -> int:
         return len(self.obs)
 
     def take(self, index: np.ndarray) -> Segments:
-        return Segments(*(a[index] for a in vars(self).values()))
+        return Segments(*(None if a is None else a[index] for a in vars(self).values()))
 
     def clip(self, i: int) -> Clip:
         return Clip(
@@ -64,6 +65,7 @@ class Segments:
             mask=self.mask[i],
             env_index=int(self.env_index[i]),
             start_step=int(self.start_step[i]),
+            render_states=None if self.render_states is None else self.render_states[i],
         )
 
 
@@ -90,6 +92,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
         knn_k: int = 5,
+        render_state_dim: int = 0,
     ) -> None:
         if optimize_memory_usage:
             raise ValueError("PreferenceReplayBuffer needs separate next observations (optimize_memory_usage=False)")
@@ -100,6 +103,9 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.true_rewards = np.zeros(shape, dtype=np.float32)
         self.episode_ids = np.zeros(shape, dtype=np.int64)
         self.env_steps = np.zeros(shape, dtype=np.int64)
+        # Simulator states to render clips for a person (see envs.RenderStateInfo); only
+        # allocated when a teacher needs videos, so scripted runs pay nothing.
+        self.render_states = np.zeros((*shape, render_state_dim), dtype=np.float64) if render_state_dim else None
         self.reward_mode: Literal["env", "intrinsic", "learned"] = "env"
         self.reward_fn: RewardFn | None = None
         self.entropy = StateEntropyReward(knn_k)
@@ -129,6 +135,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.true_rewards[pos] = true
         self.episode_ids[pos] = self._episode_counter
         self.env_steps[pos] = self.total_steps
+        if self.render_states is not None:
+            self.render_states[pos] = [info.get("render_state", 0.0) for info in infos]
         if self.reward_mode == "learned" and self.reward_fn is not None:
             self.rewards[pos] = self.reward_fn(self.observations[pos], self.actions[pos])
         self._running_true += true
@@ -141,7 +149,9 @@ class PreferenceReplayBuffer(ReplayBuffer):
                 # relabelling is scored entirely by the current reward model.
                 rows = (self._episode_start[env] + np.arange(length)) % self.buffer_size
                 learned = float(self.rewards[rows, env].sum())
-            self.finished_episodes.append(FinishedEpisode(float(self._running_true[env]), learned, length, self.total_steps))
+            self.finished_episodes.append(
+                FinishedEpisode(float(self._running_true[env]), learned, length, self.total_steps)
+            )
             self._running_true[env] = self._running_length[env] = 0
             self._episode_start[env] = self.pos
             self._episode_counter[env] += 1
@@ -233,4 +243,5 @@ class PreferenceReplayBuffer(ReplayBuffer):
         act = self.actions[idx, col] * mask[..., None]
         true = self.true_rewards[idx, col] * mask
         start = self.env_steps[idx[:, 0], envs]
-        return Segments(obs.astype(np.float32), act.astype(np.float32), true, mask, envs.copy(), start)
+        states = None if self.render_states is None else self.render_states[idx, col]
+        return Segments(obs.astype(np.float32), act.astype(np.float32), true, mask, envs.copy(), start, states)

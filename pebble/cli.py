@@ -29,6 +29,7 @@ SECTION_TITLES = {
     ("pretrain",): "pre-training",
     ("reward",): "reward model",
     ("feedback",): "feedback",
+    ("human",): "human teacher and videos",
     ("log",): "logging and evaluation",
 }
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import tomllib
 
 QUERY_SCHEMES = ("uniform", "disagreement", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy")
 ALGORITHMS = ("sac", "td3", "ddpg")
@@ -97,6 +98,19 @@ class FeedbackConfig:
 
 
 @dataclass
+class HumanConfig:
+    """The browser teacher (``--teacher human``) and clip videos."""
+
+    host: str = opt("127.0.0.1", "Address the labelling page binds to (127.0.0.1: this machine only).")
+    port: int = opt(8765, "Port of the labelling page (0: any free port).")
+    render_width: int = opt(320, "Width of rendered clips (pixels).")
+    render_height: int = opt(240, "Height of rendered clips (pixels).")
+    render_fps: int = opt(25, "Frame rate of rendered clips.")
+    human_wait: bool = opt(True, "Wait for every answer of a session; --no-human-wait keeps training meanwhile.")
+    tb_videos: bool = opt(False, "Also log each session's clips with their labels as TensorBoard videos.")
+
+
+@dataclass
 class LogConfig:
     """Evaluation, TensorBoard and terminal output."""
 
@@ -122,6 +136,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     reward: RewardModelConfig = field(default_factory=RewardModelConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    human: HumanConfig = field(default_factory=HumanConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self) -> None:
@@ -141,6 +156,9 @@ class Config:
             "segment_length": self.feedback.segment_length,
             "oversample": self.feedback.oversample,
             "eval_episodes": self.log.eval_episodes,
+            "render_width": self.human.render_width,
+            "render_height": self.human.render_height,
+            "render_fps": self.human.render_fps,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -171,6 +189,8 @@ class Config:
         for name, rate in (("learning_rate", self.algo.learning_rate), ("reward_lr", self.reward.reward_lr)):
             if not rate > 0:
                 raise ConfigError(f"--{flag(name)} must be positive, got {rate}")
+        if not 0 <= self.human.port <= 65535:
+            raise ConfigError(f"--port must be in 0..65535, got {self.human.port}")
         if not 0 < self.algo.gamma <= 1:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.algo.gamma}")
         if not 0 < self.algo.tau <= 1:
@@ -315,7 +335,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
             return tomllib.loads(text.decode())
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table of settings")
     return data

@@ -92,6 +92,9 @@ class PebbleLoop(BaseCallback):
         self.last_true_return = math.nan
         self.last_learned_return = math.nan
         self.next_query_id = 0
+        # Queries asked but not answered yet: a slow teacher (a person, --no-human-wait) may
+        # answer them during a later session; they are labels when they arrive.
+        self.pending: dict[int, Query] = {}
         self._next_log = config.log.log_interval
         self._next_eval = config.log.eval_freq
         self._start_time = time.perf_counter()
@@ -100,7 +103,9 @@ class PebbleLoop(BaseCallback):
 
     # ------------------------------------------------------------------ phases
     def _on_training_start(self) -> None:
-        self.buffer.reward_mode = "env" if self.cfg.true_reward else ("intrinsic" if self.cfg.pretrain.unsup_steps else "learned")
+        self.buffer.reward_mode = (
+            "env" if self.cfg.true_reward else ("intrinsic" if self.cfg.pretrain.unsup_steps else "learned")
+        )
 
     def _on_step(self) -> bool:
         step = self.num_timesteps
@@ -156,8 +161,22 @@ class PebbleLoop(BaseCallback):
         tic = time.perf_counter()
         labelled_before = len(self.dataset)
         skipped_before, equal_before = self.counts.skipped, self.counts.equal
-        self.ask(queries, session)
+        answers = self.ask(queries, session)
         self.timings["teacher"] += time.perf_counter() - tic
+        if self.cfg.human.tb_videos:
+            from pebble.render import log_query_videos
+
+            h = self.cfg.human
+            log_query_videos(
+                self.writer,
+                self.cfg.env,
+                queries,
+                answers,
+                self.num_timesteps,
+                h.render_width,
+                h.render_height,
+                h.render_fps,
+            )
 
         step = self.num_timesteps
         heldout_loss, heldout_acc = self.reward_model.evaluate(self.dataset, start=labelled_before)
@@ -188,13 +207,14 @@ class PebbleLoop(BaseCallback):
         self.print(
             f"[pebble] feedback session {session + 1} at step {step}: {size} queries ({scheme}), "
             f"{len(self.dataset) - labelled_before} labels, {self.counts.skipped - skipped_before} skipped, "
-            f"{self.counts.equal - equal_before} equal; reward model: {stats.epochs} epochs, "
+            f"{self.counts.equal - equal_before} equal, {len(self.pending)} awaiting an answer; "
+            f"reward model: {stats.epochs} epochs, "
             f"train acc {stats.train_accuracy:.3f}, held-out acc {heldout_acc:.3f}; "
             f"budget {self.counts.asked}/{fb.max_feedback}"
         )
 
-    def ask(self, queries: list[Query], session: int) -> None:
-        """Ask the teacher; store each answer as it arrives."""
+    def ask(self, queries: list[Query], session: int) -> dict[int, Answer]:
+        """Ask the teacher; store each answer the moment it arrives. Returns this call's answers."""
         assert self.teacher is not None and self.dataset is not None
         context = TeachingContext(
             session=session,
@@ -202,16 +222,19 @@ class PebbleLoop(BaseCallback):
             rng=self.teacher_rng,
             mean_step_reward=self.mean_step_reward(),
         )
-        pending = {q.query_id: q for q in queries}
         name = getattr(self.teacher, "name", type(self.teacher).__name__)
         self.counts.asked += len(queries)  # the budget counts queries asked, skipped ones included
+        for query in queries:
+            self.pending[query.query_id] = query
+        answers: dict[int, Answer] = {}
         for query_id, raw in self.teacher.answer(queries, context):
-            query = pending.pop(query_id, None)
+            query = self.pending.pop(query_id, None)
             if query is None:
                 raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
             answer = validate_answer(raw, query, name)
             self.record(query, answer)
-        self.counts.skipped += len(pending)  # unanswered queries yield no label
+            answers[query_id] = answer
+        return answers
 
     def record(self, query: Query, answer: Answer) -> None:
         """Store one answer (the durable label store hooks in here)."""
@@ -258,7 +281,11 @@ class PebbleLoop(BaseCallback):
         """Mean true return of the deterministic policy on the separate evaluation env."""
         tic = time.perf_counter()
         returns, _ = evaluate_policy(
-            self.model, self.eval_env, n_eval_episodes=self.cfg.log.eval_episodes, deterministic=True, return_episode_rewards=True
+            self.model,
+            self.eval_env,
+            n_eval_episodes=self.cfg.log.eval_episodes,
+            deterministic=True,
+            return_episode_rewards=True,
         )
         self.timings["evaluation"] += time.perf_counter() - tic
         self.last_eval = float(np.mean(returns))

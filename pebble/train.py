@@ -18,7 +18,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from envs.make import episode_limit, make_vec_env
+from envs.make import episode_limit, make_vec_env, render_state_dim
 from pebble import config as config_mod
 from pebble.buffer import PreferenceReplayBuffer
 from pebble.config import Config, ConfigError
@@ -62,6 +62,25 @@ def prepare_run_dir(config: Config, overwrite: bool = False) -> Path:
     return run_dir
 
 
+def teacher_kwargs(config: Config, run_dir: Path) -> dict[str, Any]:
+    """Keyword arguments of the teacher: the configured ones, plus the run's context for ``human``."""
+    kwargs = dict(config.feedback.teacher_kwargs)
+    if config.feedback.teacher == "human":
+        h = config.human
+        context = {
+            "env_id": config.env,
+            "clip_dir": str(run_dir / "clips"),
+            "host": h.host,
+            "port": h.port,
+            "width": h.render_width,
+            "height": h.render_height,
+            "fps": h.render_fps,
+            "wait": h.human_wait,
+        }
+        kwargs = {**context, **kwargs}
+    return kwargs
+
+
 def build_algorithm(config: Config, env: Any, buffer_kwargs: dict[str, Any]) -> OffPolicyAlgorithm:
     """The SB3 algorithm with PEBBLE's replay buffer and the configured hyperparameters."""
     a = config.algo
@@ -96,14 +115,23 @@ def train(config: Config, overwrite: bool = False, print_fn: Callable[[str], Non
     limit = episode_limit(env)
     if not config.true_reward and limit is not None and config.feedback.segment_length > limit:
         raise ConfigError(
-            f"--segment-length {config.feedback.segment_length} is longer than {config.env}'s episode limit of {limit} steps"
+            f"--segment-length {config.feedback.segment_length} is longer than "
+            f"{config.env}'s episode limit of {limit} steps"
         )
-    teacher = None if config.true_reward else make_teacher(config.feedback.teacher, **config.feedback.teacher_kwargs)
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    teacher = None if config.true_reward else make_teacher(config.feedback.teacher, **teacher_kwargs(config, run_dir))
+    needs_states = bool(getattr(teacher, "needs_render_states", False)) or config.human.tb_videos
+    state_dim = 0
+    if needs_states and not config.true_reward:
+        state_dim = render_state_dim(config.env)
+        env.close()
+        env = make_vec_env(config.env, config.n_envs, config.seed, record_render_state=True)
     eval_env = make_vec_env(config.env, 1, config.seed + 10_000)
+    config.run_dir = str(run_dir)
     run_dir = prepare_run_dir(config, overwrite)
     config_mod.save(config, run_dir / "config.json")
 
-    model = build_algorithm(config, env, {"knn_k": config.pretrain.knn_k})
+    model = build_algorithm(config, env, {"knn_k": config.pretrain.knn_k, "render_state_dim": state_dim})
     buffer = model.replay_buffer
     assert isinstance(buffer, PreferenceReplayBuffer)
     obs_dim = int(np.prod(env.observation_space.shape))
@@ -113,7 +141,14 @@ def train(config: Config, overwrite: bool = False, print_fn: Callable[[str], Non
     dataset = None
     if not config.true_reward:
         reward_model = RewardModel(
-            obs_dim, act_dim, list(r.reward_hidden), r.ensemble_size, r.reward_lr, r.reward_batch_size, r.reward_epochs, r.accuracy_stop
+            obs_dim,
+            act_dim,
+            list(r.reward_hidden),
+            r.ensemble_size,
+            r.reward_lr,
+            r.reward_batch_size,
+            r.reward_epochs,
+            r.accuracy_stop,
         )
         dataset = PreferenceDataset(obs_dim, act_dim, config.feedback.query_size, config.feedback.segment_length)
 

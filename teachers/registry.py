@@ -17,22 +17,29 @@ from teachers.scripted import PRESETS, preset
 
 ENTRY_POINT_GROUP = "pebble.teachers"
 
+#: Built-in teachers that live in their own module (imported only when used).
+BUILTIN = {"human": "teachers.human:HumanTeacher"}
+
 
 def available() -> list[str]:
     """Names that :func:`make_teacher` accepts besides ``module:Class`` strings."""
-    return sorted(PRESETS) + sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(PRESETS) + sorted(BUILTIN) + sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
 def make_teacher(spec: str, **kwargs: Any) -> Teacher:
     """Build the teacher named by ``spec`` with keyword arguments ``kwargs``."""
     if spec in PRESETS:
         factory: Any = lambda **kw: preset(spec, **kw)  # noqa: E731
+    elif spec in BUILTIN:
+        factory = _import(BUILTIN[spec])
     elif ":" in spec:
         factory = _import(spec)
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
         if not matches:
-            raise TeacherError(f"unknown teacher {spec!r}; available: {', '.join(available())}, or 'package.module:Class'")
+            raise TeacherError(
+                f"unknown teacher {spec!r}; available: {', '.join(available())}, or 'package.module:Class'"
+            )
         try:
             factory = matches[0].load()
         except Exception as exc:

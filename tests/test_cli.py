@@ -27,7 +27,12 @@ def test_flags_override_config_file(tmp_path) -> None:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"env": "Hopper-v5", "feedback": {"max_feedback": 300, "query_size": 3}, "seed": 4}))
     config, overwrite = parse_train_args(["--config", str(path), "--max-feedback", "200", "--net-arch", "64", "64"])
-    assert (config.env, config.seed, config.feedback.max_feedback, config.feedback.query_size) == ("Hopper-v5", 4, 200, 3)
+    assert (config.env, config.seed, config.feedback.max_feedback, config.feedback.query_size) == (
+        "Hopper-v5",
+        4,
+        200,
+        3,
+    )
     assert config.algo.net_arch == [64, 64] and not overwrite
 
 
@@ -41,7 +46,9 @@ def test_saved_config_round_trips(tmp_path) -> None:
 
 def test_toml_config(tmp_path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('env = "Walker2d-v5"\n[feedback]\nteacher = "mistake"\n[feedback.teacher_kwargs]\neps_mistake = 0.2\n')
+    path.write_text(
+        'env = "Walker2d-v5"\n[feedback]\nteacher = "mistake"\n[feedback.teacher_kwargs]\neps_mistake = 0.2\n'
+    )
     config, _ = parse_train_args(["--config", str(path)])
     assert config.env == "Walker2d-v5" and config.feedback.teacher_kwargs == {"eps_mistake": 0.2}
 

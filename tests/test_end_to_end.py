@@ -54,7 +54,9 @@ def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
 def test_same_seed_same_labels_and_curve(tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
-        assert main(["train", *TINY, "--total-steps", "900", "--eval-freq", "0", "--run-dir", str(tmp_path / name)]) == 0
+        assert (
+            main(["train", *TINY, "--total-steps", "900", "--eval-freq", "0", "--run-dir", str(tmp_path / name)]) == 0
+        )
         runs.append(scalars(tmp_path / name))
     for tag in ("charts/episode_true_return", "reward_model/loss", "feedback/labels_used", "eval/true_return"):
         assert runs[0][tag] == runs[1][tag], tag
