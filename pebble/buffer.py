@@ -156,6 +156,48 @@ class PreferenceReplayBuffer(ReplayBuffer):
             self._episode_start[env] = self.pos
             self._episode_counter[env] += 1
 
+    def start_new_episodes(self) -> None:
+        """Treat the next stored step of every env as the start of a new episode (after a resume
+        that could not restore the environments), so clips never join two episodes."""
+        self._episode_counter += 1
+        self._running_true[:] = 0
+        self._running_length[:] = 0
+        self._episode_start[:] = self.pos
+
+    _ROW_ARRAYS = (
+        "observations",
+        "next_observations",
+        "actions",
+        "rewards",
+        "dones",
+        "timeouts",
+        "true_rewards",
+        "episode_ids",
+        "env_steps",
+        "render_states",
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Checkpoints pickle the buffer: save only the filled rows (SB3 preallocates the whole
+        # capacity), and not the reward function, a method of the reward model saved on its own.
+        state = self.__dict__.copy()
+        state["reward_fn"] = None
+        if not self.full:
+            for name in self._ROW_ARRAYS:
+                if state.get(name) is not None:
+                    state[name] = state[name][: self.pos].copy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if not self.full:
+            for name in self._ROW_ARRAYS:
+                rows = getattr(self, name, None)
+                if rows is not None and len(rows) < self.buffer_size:
+                    full = np.zeros((self.buffer_size, *rows.shape[1:]), dtype=rows.dtype)
+                    full[: len(rows)] = rows
+                    setattr(self, name, full)
+
     def drain_finished_episodes(self) -> list[FinishedEpisode]:
         done, self.finished_episodes = self.finished_episodes, []
         return done

@@ -21,6 +21,8 @@ from pebble.config import Config, ConfigError
 
 COMMANDS = {
     "train": "train PEBBLE (or, with --true-reward, the plain algorithm) on a Gymnasium task",
+    "resume": "continue an interrupted run from its latest checkpoint: pebble resume RUN_DIR",
+    "fit-reward": "fit and evaluate a reward model offline from a label store: pebble fit-reward labels.db",
 }
 
 SECTION_TITLES = {
@@ -140,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "train":
             return _train(rest)
+        if command == "resume":
+            return _resume(rest)
+        if command == "fit-reward":
+            return _fit_reward(rest)
         close = difflib.get_close_matches(command, list(COMMANDS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else f"; commands: {', '.join(COMMANDS)}"
         raise UsageError(f"pebble: unknown command {command!r}{hint}")
@@ -148,26 +154,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _train(argv: list[str]) -> int:
+def _run_guarded(start: Any) -> int:
+    """Run a training entry point, turning known failures into one-line errors."""
     from envs.make import EnvError
     from pebble.buffer import NonFiniteError
+    from pebble.checkpoint import CheckpointError
+    from pebble.label_store import LabelStoreError
+    from pebble.train import RunInterrupted
     from teachers.contract import TeacherError
 
+    try:
+        start()
+    except (EnvError, LabelStoreError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TeacherError as exc:
+        # Raised during a run (teachers are built and checked before it starts).
+        print(f"error: {exc} (answers so far are in labels.db; fix the teacher, then pebble resume)", file=sys.stderr)
+        return 2
+    except NonFiniteError as exc:
+        print(f"error: {exc} (the last checkpoint and labels.db are intact)", file=sys.stderr)
+        return 1
+    except RunInterrupted as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted (labels are in labels.db; resume from the last checkpoint with pebble resume)",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _train(argv: list[str]) -> int:
     config, overwrite = parse_train_args(argv)
     from pebble.train import train
 
-    try:
-        train(config, overwrite=overwrite)
-    except (EnvError, TeacherError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    return 0
+    return _run_guarded(lambda: train(config, overwrite=overwrite))
+
+
+def _resume(argv: list[str]) -> int:
+    parser = OneLineParser(prog="pebble resume", description="Continue a run from its latest checkpoint.")
+    parser.add_argument("run_dir", help="the run folder (holds config.json, labels.db, checkpoints/)")
+    parser.add_argument("--total-steps", type=int, help="extend (or shorten) the run to this many env steps")
+    args = parser.parse_args(argv)
+    from pebble.train import resume
+
+    return _run_guarded(lambda: resume(args.run_dir, total_steps=args.total_steps))
+
+
+def _fit_reward(argv: list[str]) -> int:
+    parser = OneLineParser(
+        prog="pebble fit-reward",
+        description="Fit a reward model to the labels of a store and report held-out accuracy.",
+    )
+    parser.add_argument("store", help="a label store (RUN_DIR/labels.db)")
+    parser.add_argument("--out", default="", help="where to save the fitted reward model (.pt)")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="labels held out for testing (default 0.2)")
+    parser.add_argument("--reward-hidden", type=int, nargs="+", default=Config().reward.reward_hidden)
+    parser.add_argument("--ensemble-size", type=int, default=Config().reward.ensemble_size)
+    parser.add_argument("--reward-epochs", type=int, default=200, help="maximum epochs (default 200)")
+    parser.add_argument("--accuracy-stop", type=float, default=0.97)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not 0 <= args.test_fraction < 1:
+        raise UsageError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    from pebble.offline import fit_reward
+
+    return _run_guarded(lambda: fit_reward(**{k: v for k, v in vars(args).items()}))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -132,6 +132,9 @@ class Config:
     n_envs: int = opt(1, "Parallel environment copies.")
     torch_threads: int = opt(0, "torch CPU threads (0: torch's default).")
     true_reward: bool = opt(False, "Baseline: train on the true reward, without pre-training or feedback.")
+    checkpoint_freq: int = opt(10000, "Environment steps between checkpoints (0: only on exit, Ctrl-C and SIGTERM).")
+    checkpoint_buffer: bool = opt(True, "Include the replay buffer in checkpoints (needed for an exact resume).")
+    labels_from: str = opt("", "Label store (labels.db) of another run whose labels warm-start the reward model.")
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     reward: RewardModelConfig = field(default_factory=RewardModelConfig)
@@ -171,6 +174,7 @@ class Config:
             "eval_freq": self.log.eval_freq,
             "log_interval": self.log.log_interval,
             "torch_threads": self.torch_threads,
+            "checkpoint_freq": self.checkpoint_freq,
             "gradient_steps": self.algo.gradient_steps,
         }
         for name, value in non_negative.items():

@@ -15,11 +15,13 @@ in the buffer for teachers, logging and evaluation only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
@@ -30,6 +32,8 @@ from torch.utils.tensorboard import SummaryWriter
 from pebble.buffer import PreferenceReplayBuffer, Segments
 from pebble.config import Config
 from pebble.critic import reset_critic
+from pebble.faults import crash_point
+from pebble.label_store import LabelStore
 from pebble.labels import PreferenceDataset
 from pebble.query_selection import select_queries
 from pebble.reward_model import RewardModel
@@ -62,9 +66,16 @@ class PebbleLoop(BaseCallback):
         eval_env: VecEnv,
         writer: SummaryWriter,
         print_fn: Callable[[str], None] = print,
+        store: LabelStore | None = None,
+        checkpoint_fn: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = config
+        self.store = store
+        self.checkpoint_fn = checkpoint_fn
+        self.stop_requested = False  # set by SIGINT/SIGTERM: checkpoint at the next step, then stop
+        self._checkpointed_for_stop = False
+        self.resumed = False
         self.buffer = buffer
         self.reward_model = reward_model
         self.teacher = teacher
@@ -97,18 +108,24 @@ class PebbleLoop(BaseCallback):
         self.pending: dict[int, Query] = {}
         self._next_log = config.log.log_interval
         self._next_eval = config.log.eval_freq
+        self._next_checkpoint = config.checkpoint_freq
         self._start_time = time.perf_counter()
         self._last_log_time = self._start_time
         self._last_log_step = 0
 
     # ------------------------------------------------------------------ phases
     def _on_training_start(self) -> None:
+        self._start_time = self._last_log_time = time.perf_counter()
+        self._last_log_step = self.num_timesteps
+        if self.resumed:
+            return
         self.buffer.reward_mode = (
             "env" if self.cfg.true_reward else ("intrinsic" if self.cfg.pretrain.unsup_steps else "learned")
         )
 
     def _on_step(self) -> bool:
         step = self.num_timesteps
+        crash_point("pretrain_step" if self.buffer.reward_mode == "intrinsic" else "learned_step")
         self._log_episodes()
         if self.session_steps and step >= self.session_steps[0]:
             self.session_steps.pop(0)
@@ -123,7 +140,22 @@ class PebbleLoop(BaseCallback):
         if self.cfg.log.log_interval and step >= self._next_log:
             self._next_log += self.cfg.log.log_interval
             self.log_progress()
-        return True
+        return not self._checkpointed_for_stop
+
+    def _on_rollout_start(self) -> None:
+        # Checkpoints are taken here, between the RL update and the next env step: the
+        # stored transitions, the last observation and the environment state agree, so a
+        # resumed run continues exactly. (In _on_step the env has stepped but the
+        # transition is not stored yet.)
+        if self.checkpoint_fn is None:
+            return
+        periodic = self.cfg.checkpoint_freq and self.num_timesteps >= self._next_checkpoint
+        if periodic:
+            while self._next_checkpoint <= self.num_timesteps:
+                self._next_checkpoint += self.cfg.checkpoint_freq
+        if periodic or (self.stop_requested and not self._checkpointed_for_stop):
+            self.checkpoint_fn()
+            self._checkpointed_for_stop = self.stop_requested
 
     def finish_pretraining(self) -> None:
         """Switch SAC from the intrinsic to the learned reward (PEBBLE, Sec. 4.2)."""
@@ -208,7 +240,7 @@ class PebbleLoop(BaseCallback):
             f"[pebble] feedback session {session + 1} at step {step}: {size} queries ({scheme}), "
             f"{len(self.dataset) - labelled_before} labels, {self.counts.skipped - skipped_before} skipped, "
             f"{self.counts.equal - equal_before} equal, {len(self.pending)} awaiting an answer; "
-            f"reward model: {stats.epochs} epochs, "
+            f"reward model: {stats.epochs} epochs on {stats.labels} labels, "
             f"train acc {stats.train_accuracy:.3f}, held-out acc {heldout_acc:.3f}; "
             f"budget {self.counts.asked}/{fb.max_feedback}"
         )
@@ -227,18 +259,49 @@ class PebbleLoop(BaseCallback):
         for query in queries:
             self.pending[query.query_id] = query
         answers: dict[int, Answer] = {}
-        for query_id, raw in self.teacher.answer(queries, context):
+        to_ask = []
+        for query in queries:
+            stored = self.store.get(query.query_id) if self.store is not None else None
+            if stored is None:
+                to_ask.append(query)
+                continue
+            # Answered before a crash or restart: never ask again. If the resumed run did not
+            # reproduce the same clips (an environment that cannot be restored mid-episode),
+            # the stored label still counts and takes this query's place in the budget.
+            self.pending.pop(query.query_id, None)
+            self.record(stored.query, stored.answer, durable=False)
+            answers[query.query_id] = stored.answer
+        for query_id, raw in self.teacher.answer(to_ask, context) if to_ask else ():
             query = self.pending.pop(query_id, None)
             if query is None:
                 raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
             answer = validate_answer(raw, query, name)
             self.record(query, answer)
+            crash_point("answer_stored")
             answers[query_id] = answer
         return answers
 
-    def record(self, query: Query, answer: Answer) -> None:
-        """Store one answer (the durable label store hooks in here)."""
+    def collect_late_answers(self) -> int:
+        """Store answers a slow teacher gave after the last session (``--no-human-wait``)."""
+        if not self.pending or self.teacher is None:
+            return 0
+        context = TeachingContext(self.counts.sessions, self.num_timesteps, self.teacher_rng, self.mean_step_reward())
+        name = getattr(self.teacher, "name", type(self.teacher).__name__)
+        late = 0
+        for query_id, raw in self.teacher.answer([], context):
+            query = self.pending.pop(query_id, None)
+            if query is None:
+                raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
+            self.record(query, validate_answer(raw, query, name))
+            late += 1
+        return late
+
+    def record(self, query: Query, answer: Answer, durable: bool = True) -> None:
+        """Count one answer, commit it to the label store, and add it to the training labels."""
         assert self.dataset is not None
+        if durable and self.store is not None:
+            name = getattr(self.teacher, "name", type(self.teacher).__name__)
+            self.store.add(query, answer, name, self.counts.sessions - 1, self.num_timesteps)
         if answer.kind == "skip":
             self.counts.skipped += 1
             return
@@ -257,6 +320,36 @@ class PebbleLoop(BaseCallback):
             queries.append(Query(self.next_query_id, tuple(clips.clip(i) for i in range(start, start + query_size))))
             self.next_query_id += 1
         return queries
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the schedule exactly (RNGs included)."""
+        return {
+            "counts": dataclasses.asdict(self.counts),
+            "session_steps": list(self.session_steps),
+            "next_query_id": self.next_query_id,
+            "timings": dict(self.timings),
+            "recent_episodes": list(self.recent_episodes),
+            "last": (self.last_eval, self.last_true_return, self.last_learned_return),
+            "next": (self._next_log, self._next_eval, self._next_checkpoint),
+            "reward_mode": self.buffer.reward_mode,
+            "rngs": [g.bit_generator.state for g in (self.query_rng, self.teacher_rng, self.reward_rng)],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.counts = FeedbackCounts(**state["counts"])
+        self.session_steps = list(state["session_steps"])
+        self.next_query_id = state["next_query_id"]
+        self.timings = defaultdict(float, state["timings"])
+        self.recent_episodes = deque(state["recent_episodes"], maxlen=10)
+        self.last_eval, self.last_true_return, self.last_learned_return = state["last"]
+        self._next_log, self._next_eval, self._next_checkpoint = state["next"]
+        self.buffer.reward_mode = state["reward_mode"]
+        for gen, rng_state in zip((self.query_rng, self.teacher_rng, self.reward_rng), state["rngs"]):
+            gen.bit_generator.state = rng_state
+        if self.buffer.reward_mode == "learned" and self.reward_model is not None and self.counts.sessions:
+            self.buffer.reward_fn = self.reward_model.reward
+        self.resumed = True
 
     # -------------------------------------------------------------- measuring
     def mean_step_reward(self) -> float:

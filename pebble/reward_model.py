@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pebble.faults import crash_point
 from pebble.labels import PreferenceDataset
 from pebble.preferences import pairwise_agreement, preference_nll
 
@@ -148,6 +149,7 @@ class RewardModel:
                     acc_sum += (agree * (~equal)).sum().item() / self.members
                 count += index.shape[1]
                 ranked_count += (~equal).sum().item() / self.members
+            crash_point("reward_epoch")
             if ranked_count and acc_sum / ranked_count > self.accuracy_stop:
                 break
         self.ensemble.eval()

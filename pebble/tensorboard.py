@@ -27,9 +27,13 @@ LAYOUT = {
 }
 
 
-def open_writer(log_dir: Path, hyperparameters: list[tuple[str, Any]]) -> SummaryWriter:
-    """A writer for ``log_dir`` with the custom-scalars layout and the hyperparameter table."""
-    writer = SummaryWriter(str(log_dir))
+def open_writer(log_dir: Path, hyperparameters: list[tuple[str, Any]], purge_step: int | None = None) -> SummaryWriter:
+    """A writer for ``log_dir`` with the custom-scalars layout and the hyperparameter table.
+
+    ``purge_step`` (on resume) hides events at or after that step written by the
+    interrupted process.
+    """
+    writer = SummaryWriter(str(log_dir), purge_step=purge_step)
     writer.add_custom_scalars(LAYOUT)
     rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows, 0)

@@ -78,7 +78,8 @@ class Answer:
         return Answer("ranking", (index,) + tuple(i for i in range(size) if i != index))
 
     @staticmethod
-    def rank(order: Sequence[int]) -> Answer:
+    def rank(order: Sequence[int] | np.ndarray) -> Answer:
+        """Clips ``order[0]`` (best), ``order[1]``, ...; e.g. ``np.argsort(-scores)``."""
         return Answer("ranking", tuple(int(i) for i in order))
 
     @staticmethod
@@ -112,16 +113,25 @@ class Teacher(Protocol):
 
 
 def validate_answer(answer: object, query: Query, teacher: str) -> Answer:
-    """Check an answer against its query; raise :class:`TeacherError` naming ``teacher``."""
+    """Check an answer against its query; raise :class:`TeacherError` naming ``teacher``.
+
+    A ranking must be a permutation of ``range(query.size)`` (a tuple, list or 1-D array of
+    integers, best first); the returned answer holds it as a tuple of Python ``int``.
+    """
     if not isinstance(answer, Answer):
         raise TeacherError(f"teacher {teacher!r} answered query {query.query_id} with {answer!r}, not an Answer")
     if answer.kind in ("equal", "skip"):
-        if answer.ranking:
+        carried = answer.ranking.size if isinstance(answer.ranking, np.ndarray) else answer.ranking
+        if carried:
             raise TeacherError(f"teacher {teacher!r}: an {answer.kind!r} answer carries no ranking")
-        return answer
+        return Answer(answer.kind)
     if answer.kind != "ranking":
         raise TeacherError(f"teacher {teacher!r} gave unknown answer kind {answer.kind!r}")
-    ranking = answer.ranking
+    if not isinstance(answer.ranking, (tuple, list, np.ndarray)):
+        raise TeacherError(
+            f"teacher {teacher!r} ranked query {query.query_id} with {answer.ranking!r}, not a sequence of clip indices"
+        )
+    ranking = tuple(answer.ranking)
     for item in ranking:
         if isinstance(item, (float, np.floating)) and not math.isfinite(float(item)):
             raise TeacherError(f"teacher {teacher!r} ranked query {query.query_id} with a non-finite value {item}")

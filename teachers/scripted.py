@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,13 @@ class ScriptedTeacher:
     name: str = "scripted"
 
     def __post_init__(self) -> None:
+        # Values may come from the command line as text (``--teacher-kwargs beta=inf``).
+        for key in ("beta", "gamma", "eps_mistake", "eps_skip", "eps_equal"):
+            value = getattr(self, key)
+            try:
+                setattr(self, key, float(value))
+            except (TypeError, ValueError):
+                raise TeacherError(f"teacher {self.name!r}: {key}={value!r} is not a number") from None
         checks = {
             "beta": self.beta >= 0,
             "gamma": 0 < self.gamma <= 1,
@@ -51,8 +59,15 @@ class ScriptedTeacher:
         }
         for key, ok in checks.items():
             value = getattr(self, key)
-            if not ok or (isinstance(value, float) and math.isnan(value)):
-                raise TeacherError(f"teacher {self.name!r}: invalid {key}={value!r}")
+            if not ok or math.isnan(value):
+                rule = {
+                    "beta": "beta >= 0 (inf: perfectly rational; the reference's -1 is inf here)",
+                    "gamma": "0 < gamma <= 1",
+                    "eps_mistake": "0 <= eps_mistake <= 1",
+                    "eps_skip": "eps_skip >= 0",
+                    "eps_equal": "eps_equal >= 0",
+                }[key]
+                raise TeacherError(f"teacher {self.name!r}: invalid {key}={value!r}, need {rule}")
 
     def answer(self, queries: Sequence[Query], context: TeachingContext) -> Iterator[tuple[int, Answer]]:
         for query in queries:
@@ -94,6 +109,8 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 
 
-def preset(name: str, **overrides: float) -> ScriptedTeacher:
-    """A named B-Pref teacher; keyword arguments override its parameters."""
-    return ScriptedTeacher(**{**PRESETS[name], **overrides}, name=name)  # type: ignore[arg-type]
+def preset(name: str, /, **overrides: Any) -> ScriptedTeacher:
+    """A named B-Pref teacher; keyword arguments override its parameters (``name`` included)."""
+    if name not in PRESETS:
+        raise TeacherError(f"unknown scripted teacher {name!r}; presets: {', '.join(PRESETS)}")
+    return ScriptedTeacher(**{"name": name, **PRESETS[name], **overrides})

@@ -1,0 +1,64 @@
+"""Fit and evaluate a reward model offline, from a label store (``pebble fit-reward``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pebble.label_store import LabelStore, LabelStoreError
+from pebble.labels import PreferenceDataset
+from pebble.reward_model import RewardModel
+
+
+def fit_reward(
+    store: str,
+    out: str = "",
+    test_fraction: float = 0.2,
+    reward_hidden: list[int] | None = None,
+    ensemble_size: int = 3,
+    reward_epochs: int = 200,
+    accuracy_stop: float = 0.97,
+    seed: int = 0,
+    print_fn=print,
+) -> dict[str, float]:
+    """Train on a random (1 - test_fraction) of the labels, report accuracy on the rest."""
+    source = LabelStore(store, read_only=True)
+    meta = source.meta
+    rows = [r for r in source if r.answer.kind != "skip"]
+    source.close()
+    if not rows:
+        raise LabelStoreError(f"label store {store} holds no labels")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows))
+    n_test = int(round(test_fraction * len(rows)))
+    obs_dim, act_dim = int(meta["obs_dim"]), int(meta["act_dim"])  # type: ignore[call-overload]
+    k, h = int(meta["query_size"]), int(meta["segment_length"])  # type: ignore[call-overload]
+    train, test = PreferenceDataset(obs_dim, act_dim, k, h), PreferenceDataset(obs_dim, act_dim, k, h)
+    for i, index in enumerate(order):
+        (test if i < n_test else train).add(rows[index].query, rows[index].answer)
+    model = RewardModel(
+        obs_dim, act_dim, reward_hidden or [128, 128, 128], ensemble_size, max_epochs=reward_epochs,
+        accuracy_stop=accuracy_stop,
+    )  # fmt: skip
+    stats = model.train_session(train, rng)
+    test_loss, test_acc = model.evaluate(test)
+    result = {
+        "labels": float(len(rows)),
+        "train_labels": float(len(train)),
+        "test_labels": float(len(test)),
+        "epochs": float(stats.epochs),
+        "train_accuracy": stats.train_accuracy,
+        "test_accuracy": test_acc,
+        "test_loss": test_loss,
+    }
+    print_fn(
+        f"[pebble] {len(rows)} labels ({meta.get('env')}): trained {stats.epochs} epochs on {len(train)}, "
+        f"train accuracy {stats.train_accuracy:.3f}, test accuracy {test_acc:.3f} on {len(test)}"
+    )
+    if out:
+        model.save(Path(out))
+        print_fn(f"[pebble] reward model saved to {out}")
+    return result
