@@ -50,12 +50,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: The commit when the benchmark started (long runs can outlive later commits).
+START_COMMIT = git_commit()
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     payload = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": git_commit(),
+        "commit": START_COMMIT,
         "machine": machine(),
         **data,
     }
