@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, START_COMMIT, write_result  # noqa: E402
 
 
 def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list[str]) -> dict:
@@ -49,14 +49,18 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
             *extra,
         ]
         cmd += ["--true-reward"] if labels == 0 else ["--max-feedback", str(labels)]
+        (out / f"{name}.commit").write_text(START_COMMIT + "\n")  # the code this run was produced by
         log = out / f"{name}.log"
         with log.open("w") as fh:
             subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=True)
     data = json.loads(summary.read_text())
+    commit_file = out / f"{name}.commit"
+    commit = commit_file.read_text().strip() if commit_file.exists() else "unknown"
     return {
         "env": env,
         "labels": labels,
         "seed": seed,
+        "commit": commit,
         **{k: data[k] for k in ("final_eval_return", "steps_per_second", "seconds", "timings")},
     }
 
