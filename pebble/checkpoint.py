@@ -11,9 +11,9 @@ Contents::
 
     model.zip          SB3 algorithm: policy, optimisers, entropy temperature, step counter,
                        last observation, action space and its RNG
-    replay_buffer.pkl  the PEBBLE replay buffer (optional: --no-checkpoint-buffer); about
-                       (2 * obs_dim + act_dim + 6) * 4 bytes per transition, e.g. ~190 MB for
-                       1M HalfCheetah transitions (observations are stored as float64 by SB3)
+    replay_buffer.pkl  the PEBBLE replay buffer (optional: --no-checkpoint-buffer), filled rows
+                       only: 313 MB for 1M HalfCheetah transitions (SB3 keeps observations as
+                       float64; bench/results/scaling_halfcheetah.json)
     reward_model.pt    ensemble weights and its Adam state
     state.pt           loop state (schedule, budget, counters, timings), RNG states
                        (Python, NumPy, torch, pebble's generators), environment states
