@@ -112,7 +112,7 @@ def render_state_dim(env_id: str) -> int:
         env.close()
 
 
-def make_env(env_id: str, seed: int | None = None, record_render_state: bool = False, **kwargs: object) -> gym.Env:
+def make_env(env_id: str, seed: int | None = None, record_render_state: bool = False, **kwargs: Any) -> gym.Env:
     """One environment, wrapped in SB3's ``Monitor`` (true episodic return and length).
 
     ``record_render_state`` adds :class:`RenderStateInfo` (MuJoCo tasks only).
@@ -133,7 +133,7 @@ def make_env(env_id: str, seed: int | None = None, record_render_state: bool = F
     return env
 
 
-def make_vec_env(env_id: str, n_envs: int, seed: int, record_render_state: bool = False, **kwargs: object) -> VecEnv:
+def make_vec_env(env_id: str, n_envs: int, seed: int, record_render_state: bool = False, **kwargs: Any) -> VecEnv:
     """``n_envs`` copies in a ``DummyVecEnv``, copy i seeded with ``seed + i``."""
     check_env_id(env_id)
 

@@ -75,8 +75,9 @@ def restore(vec_env: VecEnv, states: list[dict[str, Any]] | None) -> bool:
     import mujoco
 
     for env, entry in zip(vec_env.envs, states):
-        base = env.unwrapped
-        if _mujoco_state(env) is None or len(entry["sim"]) != len(_mujoco_state(env)):
+        base: Any = env.unwrapped
+        current = _mujoco_state(env)
+        if current is None or len(entry["sim"]) != len(current):
             return False
         mujoco.mj_setState(base.model, base.data, entry["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
         mujoco.mj_forward(base.model, base.data)
@@ -95,5 +96,5 @@ def restore(vec_env: VecEnv, states: list[dict[str, Any]] | None) -> bool:
                 if hasattr(layer, "checked_data_reuse"):
                     layer.checked_data_reuse = True
             if layer.__class__.__name__ == "RenderStateInfo" and "render_state" in entry:
-                layer._state = entry["render_state"].copy()
+                layer._state = entry["render_state"].copy()  # type: ignore[attr-defined]
     return True

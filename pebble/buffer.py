@@ -55,7 +55,7 @@ class Segments:
         return len(self.obs)
 
     def take(self, index: np.ndarray) -> Segments:
-        return Segments(*(None if a is None else a[index] for a in vars(self).values()))
+        return Segments(**{k: None if a is None else a[index] for k, a in vars(self).items()})  # type: ignore[arg-type]
 
     def clip(self, i: int) -> Clip:
         return Clip(

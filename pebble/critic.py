@@ -7,8 +7,9 @@ keeps the actor and, for SAC, the entropy temperature, whose exploration carries
 
 from __future__ import annotations
 
+from typing import Any
+
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from torch import nn
 
 
 def reset_critic(model: OffPolicyAlgorithm) -> None:
@@ -18,10 +19,10 @@ def reset_critic(model: OffPolicyAlgorithm) -> None:
     ``critic.optimizer`` (SAC, TD3, DDPG; sb3-contrib's TQC). Re-initialising in place keeps
     every alias the algorithm holds (``model.critic`` is ``model.policy.critic``) valid.
     """
-    policy = model.policy
+    policy: Any = model.policy  # SAC/TD3/DDPG policies; typed loosely across algorithms
     if not all(hasattr(policy, name) for name in ("critic", "critic_target")):
         raise TypeError(f"{type(model).__name__} has no critic/critic_target to reset")
-    critic: nn.Module = policy.critic
+    critic: Any = policy.critic
     shared = getattr(policy, "share_features_extractor", False)
     for name, module in critic.named_modules():
         if shared and name.startswith("features_extractor"):

@@ -17,6 +17,13 @@ from teachers.contract import Answer, Query
 class PreferenceDataset:
     """Growing tensors of labelled queries: clips (N, K, H, .), rankings (N, K), equal flags (N,)."""
 
+    _obs: Tensor
+    _actions: Tensor
+    _mask: Tensor
+    _true_rewards: Tensor
+    _rankings: Tensor
+    _equal: Tensor
+
     def __init__(self, obs_dim: int, act_dim: int, query_size: int, segment_length: int) -> None:
         self.obs_dim, self.act_dim, self.query_size, self.segment_length = obs_dim, act_dim, query_size, segment_length
         self._n = 0

@@ -67,7 +67,7 @@ class PebbleLoop(BaseCallback):
         writer: SummaryWriter,
         print_fn: Callable[[str], None] = print,
         store: LabelStore | None = None,
-        checkpoint_fn: Callable[[], None] | None = None,
+        checkpoint_fn: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = config
@@ -272,11 +272,11 @@ class PebbleLoop(BaseCallback):
             self.record(stored.query, stored.answer, durable=False)
             answers[query.query_id] = stored.answer
         for query_id, raw in self.teacher.answer(to_ask, context) if to_ask else ():
-            query = self.pending.pop(query_id, None)
-            if query is None:
+            found = self.pending.pop(query_id, None)
+            if found is None:
                 raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
-            answer = validate_answer(raw, query, name)
-            self.record(query, answer)
+            answer = validate_answer(raw, found, name)
+            self.record(found, answer)
             crash_point("answer_stored")
             answers[query_id] = answer
         return answers
@@ -289,10 +289,10 @@ class PebbleLoop(BaseCallback):
         name = getattr(self.teacher, "name", type(self.teacher).__name__)
         late = 0
         for query_id, raw in self.teacher.answer([], context):
-            query = self.pending.pop(query_id, None)
-            if query is None:
+            found = self.pending.pop(query_id, None)
+            if found is None:
                 raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
-            self.record(query, validate_answer(raw, query, name))
+            self.record(found, validate_answer(raw, found, name))
             late += 1
         return late
 

@@ -56,6 +56,11 @@ class RunResult:
     timings: dict[str, float]
 
 
+def _size(space: Any) -> int:
+    """Flat size of a Box space."""
+    return int(np.prod(space.shape or ()))
+
+
 def default_run_dir(config: Config, root: str | Path = "runs") -> Path:
     """``runs/{env}__{exp_name}__{seed}__{time}``, with characters unsafe in paths replaced."""
     env = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.env)
@@ -185,8 +190,8 @@ def build(
         env.close()
         env = make_vec_env(config.env, config.n_envs, config.seed, record_render_state=True)
     eval_env = make_vec_env(config.env, 1, config.seed + 10_000)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    act_dim = int(np.prod(env.action_space.shape))
+    obs_dim = _size(env.observation_space)
+    act_dim = _size(env.action_space)
     meta = {
         "env": config.env,
         "obs_dim": obs_dim,
@@ -277,8 +282,8 @@ def save_checkpoint(run: Run) -> Path:
         run.model.save_replay_buffer(tmp / "replay_buffer.pkl")
     if run.reward_model is not None:
         run.reward_model.save(tmp / "reward_model.pt")
-    obs_dim = int(np.prod(run.env.observation_space.shape))
-    act_dim = int(np.prod(run.env.action_space.shape))
+    obs_dim = _size(run.env.observation_space)
+    act_dim = _size(run.env.action_space)
     state = {
         "meta": {
             "env": run.config.env,
@@ -412,8 +417,8 @@ def train(config: Config, overwrite: bool = False, print_fn: Callable[[str], Non
             _read_external_labels(
                 config,
                 {
-                    "obs_dim": int(np.prod(env.observation_space.shape)),
-                    "act_dim": int(np.prod(env.action_space.shape)),
+                    "obs_dim": _size(env.observation_space),
+                    "act_dim": _size(env.action_space),
                     "query_size": config.feedback.query_size,
                     "segment_length": config.feedback.segment_length,
                 },

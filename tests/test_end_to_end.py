@@ -96,3 +96,14 @@ def test_pebble_learns_inverted_pendulum_from_oracle_labels(tmp_path: Path) -> N
     final = json.loads((run_dir / "summary.json").read_text())["final_eval_return"]
     baseline = random_policy_return("InvertedPendulum-v5")
     assert final > max(5 * baseline, 60), (final, baseline)
+
+
+@pytest.mark.parametrize("algo", ["td3", "ddpg"])
+def test_other_off_policy_algorithms_run_end_to_end(algo: str, tmp_path: Path) -> None:
+    run_dir = tmp_path / algo
+    assert (
+        main(["train", *TINY, "--algo", algo, "--total-steps", "900", "--eval-freq", "0", "--run-dir", str(run_dir)])
+        == 0
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["queries_asked"] == 24 and summary["steps"] == 900
