@@ -193,6 +193,7 @@ class PebbleLoop(BaseCallback):
         tic = time.perf_counter()
         labelled_before = len(self.dataset)
         skipped_before, equal_before = self.counts.skipped, self.counts.equal
+        agreement_before = len(self.counts.oracle_agreement)
         answers = self.ask(queries, session)
         self.timings["teacher"] += time.perf_counter() - tic
         if self.cfg.human.tb_videos:
@@ -232,8 +233,9 @@ class PebbleLoop(BaseCallback):
         w.add_scalar("feedback/labels_used", self.counts.labelled, step)
         w.add_scalar("feedback/skipped", self.counts.skipped, step)
         w.add_scalar("feedback/equal", self.counts.equal, step)
-        if self.counts.oracle_agreement:
-            w.add_scalar("feedback/oracle_agreement", float(np.mean(self.counts.oracle_agreement[-size:])), step)
+        session_agreement = self.counts.oracle_agreement[agreement_before:]
+        if session_agreement:  # of this session's rankings: first choice has the highest true return
+            w.add_scalar("feedback/oracle_agreement", float(np.mean(session_agreement)), step)
         for name, seconds in self.timings.items():
             w.add_scalar(f"time/{name}_seconds", seconds, step)
         self.print(

@@ -40,6 +40,7 @@ def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
     missing = [t for t in expected if t not in tags]
     assert not missing, f"missing TensorBoard tags: {missing}"
     assert tags["feedback/queries_asked"][-1][1] == 24  # the whole budget, never more
+    assert [v for _, v in tags["feedback/oracle_agreement"]] == [1.0] * 3  # the oracle, every session
     # the learned-reward episode return starts after pre-training
     assert min(s for s, _ in tags["charts/episode_learned_return"]) >= 500
     summary = json.loads((run_dir / "summary.json").read_text())
