@@ -108,3 +108,13 @@ def test_other_off_policy_algorithms_run_end_to_end(algo: str, tmp_path: Path) -
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["queries_asked"] == 24 and summary["steps"] == 900
+
+
+def test_a_session_where_every_query_is_skipped_does_not_stop_the_run(tmp_path: Path) -> None:
+    """The reference crashes here; skips still spend the budget (a documented choice)."""
+    run_dir = tmp_path / "run"
+    argv = ["train", *TINY, "--total-steps", "900", "--eval-freq", "0", "--run-dir", str(run_dir)]
+    assert main([*argv, "--teacher", "skip", "--teacher-kwargs", "eps_skip=1e9"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["queries_asked"] == 24 and summary["labels"] == 0
+    assert scalars(run_dir)["feedback/skipped"][-1][1] == 24
