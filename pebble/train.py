@@ -61,6 +61,17 @@ def _size(space: Any) -> int:
     return int(np.prod(space.shape or ()))
 
 
+def run_meta(config: Config, env: Any) -> dict[str, Any]:
+    """What labels and checkpoints of a run must agree on to be reused."""
+    return {
+        "env": config.env,
+        "obs_dim": _size(env.observation_space),
+        "act_dim": _size(env.action_space),
+        "query_size": config.feedback.query_size,
+        "segment_length": config.feedback.segment_length,
+    }
+
+
 def default_run_dir(config: Config, root: str | Path = "runs") -> Path:
     """``runs/{env}__{exp_name}__{seed}__{time}``, with characters unsafe in paths replaced."""
     env = re.sub(r"[^A-Za-z0-9_.-]+", "-", config.env)
@@ -192,13 +203,7 @@ def build(
     eval_env = make_vec_env(config.env, 1, config.seed + 10_000)
     obs_dim = _size(env.observation_space)
     act_dim = _size(env.action_space)
-    meta = {
-        "env": config.env,
-        "obs_dim": obs_dim,
-        "act_dim": act_dim,
-        "query_size": config.feedback.query_size,
-        "segment_length": config.feedback.segment_length,
-    }
+    meta = run_meta(config, env)
     external = _read_external_labels(config, meta) if config.labels_from and not config.true_reward else []
 
     state: dict[str, Any] | None = None
@@ -282,16 +287,8 @@ def save_checkpoint(run: Run) -> Path:
         run.model.save_replay_buffer(tmp / "replay_buffer.pkl")
     if run.reward_model is not None:
         run.reward_model.save(tmp / "reward_model.pt")
-    obs_dim = _size(run.env.observation_space)
-    act_dim = _size(run.env.action_space)
     state = {
-        "meta": {
-            "env": run.config.env,
-            "obs_dim": obs_dim,
-            "act_dim": act_dim,
-            "query_size": run.config.feedback.query_size,
-            "segment_length": run.config.feedback.segment_length,
-        },
+        "meta": run_meta(run.config, run.env),
         "step": run.model.num_timesteps,
         "loop": run.loop.state_dict(),
         "labels_in_dataset": len(run.dataset) if run.dataset is not None else 0,
@@ -414,15 +411,7 @@ def train(config: Config, overwrite: bool = False, print_fn: Callable[[str], Non
     if not config.true_reward:
         teacher = build_teacher(config, run_dir)
         if config.labels_from:
-            _read_external_labels(
-                config,
-                {
-                    "obs_dim": _size(env.observation_space),
-                    "act_dim": _size(env.action_space),
-                    "query_size": config.feedback.query_size,
-                    "segment_length": config.feedback.segment_length,
-                },
-            )
+            _read_external_labels(config, run_meta(config, env))
     run_dir = prepare_run_dir(config, overwrite)
     if overwrite:
         for stale in ("labels.db", "labels.db-wal", "labels.db-shm", "summary.json"):
