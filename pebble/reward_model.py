@@ -1,8 +1,9 @@
 """The ensemble reward model r_hat(s, a), trained on preferences.
 
-The members run one after the other: on this CPU a Python loop over M ``nn.Linear``
-stacks beat one batched computation (weights stacked as (M, in, out), ``torch.baddbmm`` or
-``matmul``) by 1.4-2x for training and 2x for relabelling (``bench/ensemble_layout.py``).
+The members run one after the other, a Python loop over M ``nn.Sequential`` MLPs: on this
+CPU one batched computation (weights stacked as (M, in, out), ``torch.matmul``) was no faster
+at width 128 and slower at width 256 (``bench/ensemble_layout.py``,
+``bench/results/ensemble_layout.json``).
 Each member has its own initialisation and its own shuffle of the labels (bootstrap-like
 diversity, as in PEBBLE). Outputs are bounded by ``tanh``; the learned reward is the
 mean over members.
