@@ -49,7 +49,7 @@ def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
         assert (run_dir / name).exists()
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
-    assert "hyperparameters/text_summary" in acc.Tags()["tensors"]
+    assert {"hyperparameters/text_summary", "custom_scalars__config__"} <= set(acc.Tags()["tensors"])
 
 
 def test_same_seed_same_labels_and_curve(tmp_path: Path) -> None:
