@@ -247,16 +247,33 @@ class PebbleLoop(BaseCallback):
             f"budget {self.counts.asked}/{fb.max_feedback}"
         )
 
+    @property
+    def teacher_name(self) -> str:
+        return getattr(self.teacher, "name", type(self.teacher).__name__)
+
+    def _context(self, session: int) -> TeachingContext:
+        return TeachingContext(session, self.num_timesteps, self.teacher_rng, self.mean_step_reward())
+
+    def _take_answers(self, queries: list[Query], context: TeachingContext) -> dict[int, Answer]:
+        """Ask the teacher about ``queries``; validate and store each answer the moment it arrives.
+
+        The teacher may also answer queries pending from earlier calls (a slow teacher).
+        """
+        assert self.teacher is not None
+        answers: dict[int, Answer] = {}
+        for query_id, raw in self.teacher.answer(queries, context):
+            found = self.pending.pop(query_id, None)
+            if found is None:
+                raise TeacherError(f"teacher {self.teacher_name!r} answered query {query_id!r}, which is not pending")
+            answer = validate_answer(raw, found, self.teacher_name)
+            self.record(found, answer)
+            crash_point("answer_stored")
+            answers[query_id] = answer
+        return answers
+
     def ask(self, queries: list[Query], session: int) -> dict[int, Answer]:
         """Ask the teacher; store each answer the moment it arrives. Returns this call's answers."""
         assert self.teacher is not None and self.dataset is not None
-        context = TeachingContext(
-            session=session,
-            env_step=self.num_timesteps,
-            rng=self.teacher_rng,
-            mean_step_reward=self.mean_step_reward(),
-        )
-        name = getattr(self.teacher, "name", type(self.teacher).__name__)
         self.counts.asked += len(queries)  # the budget counts queries asked, skipped ones included
         for query in queries:
             self.pending[query.query_id] = query
@@ -273,37 +290,21 @@ class PebbleLoop(BaseCallback):
             self.pending.pop(query.query_id, None)
             self.record(stored.query, stored.answer, durable=False)
             answers[query.query_id] = stored.answer
-        for query_id, raw in self.teacher.answer(to_ask, context) if to_ask else ():
-            found = self.pending.pop(query_id, None)
-            if found is None:
-                raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
-            answer = validate_answer(raw, found, name)
-            self.record(found, answer)
-            crash_point("answer_stored")
-            answers[query_id] = answer
+        if to_ask:
+            answers.update(self._take_answers(to_ask, self._context(session)))
         return answers
 
     def collect_late_answers(self) -> int:
         """Store answers a slow teacher gave after the last session (``--no-human-wait``)."""
         if not self.pending or self.teacher is None:
             return 0
-        context = TeachingContext(self.counts.sessions, self.num_timesteps, self.teacher_rng, self.mean_step_reward())
-        name = getattr(self.teacher, "name", type(self.teacher).__name__)
-        late = 0
-        for query_id, raw in self.teacher.answer([], context):
-            found = self.pending.pop(query_id, None)
-            if found is None:
-                raise TeacherError(f"teacher {name!r} answered query {query_id!r}, which is not pending")
-            self.record(found, validate_answer(raw, found, name))
-            late += 1
-        return late
+        return len(self._take_answers([], self._context(self.counts.sessions)))
 
     def record(self, query: Query, answer: Answer, durable: bool = True) -> None:
         """Count one answer, commit it to the label store, and add it to the training labels."""
         assert self.dataset is not None
         if durable and self.store is not None:
-            name = getattr(self.teacher, "name", type(self.teacher).__name__)
-            self.store.add(query, answer, name, self.counts.sessions - 1, self.num_timesteps)
+            self.store.add(query, answer, self.teacher_name, self.counts.sessions - 1, self.num_timesteps)
         if answer.kind == "skip":
             self.counts.skipped += 1
             return
