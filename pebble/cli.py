@@ -47,7 +47,7 @@ class OneLineParser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments"):
             known = [s for a in self._actions for s in a.option_strings]
             unknown = [w for w in message.split(":", 1)[1].split() if w.startswith("--")]
-            close = difflib.get_close_matches(unknown[0].split("=")[0], known, n=1) if unknown else []
+            close = difflib.get_close_matches(unknown[0].split("=")[0], known, n=1, cutoff=0.75) if unknown else []
             if close:
                 message += f" (did you mean {close[0]}?)"
         raise UsageError(f"{self.prog}: {message}")
