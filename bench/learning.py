@@ -2,7 +2,8 @@
 
 Each (variant, seed) is one ``pebble train`` run in a subprocess with one torch thread;
 ``--jobs 2`` runs two at a time (one per core here). Finished runs are reused, so an
-interrupted benchmark resumes where it stopped. Writes ``bench/results/learning_<name>.json``.
+interrupted benchmark resumes where it stopped: finished runs are skipped and a run cut off
+midway continues from its latest checkpoint (``pebble resume``). Writes ``bench/results/learning_<name>.json``.
 
     python bench/learning.py --name halfcheetah_100k --env HalfCheetah-v5 --steps 100000 \
         --labels 0 1000 --seeds 0 --jobs 2      # 0 labels = SAC on the true reward
@@ -49,9 +50,12 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
             *extra,
         ]
         cmd += ["--true-reward"] if labels == 0 else ["--max-feedback", str(labels)]
-        (out / f"{name}.commit").write_text(START_COMMIT + "\n")  # the code this run was produced by
         log = out / f"{name}.log"
-        with log.open("w") as fh:
+        if (run_dir / "checkpoints" / "LATEST").exists():  # interrupted: continue from its checkpoint
+            cmd = [sys.executable, "-m", "pebble.cli", "resume", str(run_dir)]
+        else:
+            (out / f"{name}.commit").write_text(START_COMMIT + "\n")  # the code this run was produced by
+        with log.open("a") as fh:
             subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=True)
     data = json.loads(summary.read_text())
     commit_file = out / f"{name}.commit"

@@ -218,13 +218,18 @@ class PreferenceReplayBuffer(ReplayBuffer):
         Rows are flattened over (row, env) and passed to ``reward_fn`` in chunks, which runs
         without gradients (see :meth:`pebble.reward_model.RewardModel.reward`).
         """
-        rows = self.size()
-        obs = self.observations[:rows].reshape(rows * self.n_envs, -1)
-        act = self.actions[:rows].reshape(rows * self.n_envs, -1)
-        flat = self.rewards[:rows].reshape(-1)  # a view: writes land in self.rewards
+        obs, act = self.stored_inputs()
+        flat = self.rewards[: self.size()].reshape(-1)  # a view: writes land in self.rewards
         for start in range(0, len(flat), chunk):
             flat[start : start + chunk] = reward_fn(obs[start : start + chunk], act[start : start + chunk])
-        return rows * self.n_envs
+        return len(flat)
+
+    def stored_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Observations and actions of every stored row, flattened over env columns (views)."""
+        rows = self.size()
+        return self.observations[:rows].reshape(rows * self.n_envs, -1), self.actions[:rows].reshape(
+            rows * self.n_envs, -1
+        )
 
     def chronological_rows(self) -> np.ndarray:
         """Row indices of stored data, oldest first."""

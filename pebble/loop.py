@@ -212,6 +212,8 @@ class PebbleLoop(BaseCallback):
             )
 
         step = self.num_timesteps
+        if self.reward_model.needs_input_normalization:  # from the (diverse) pre-training states
+            self.reward_model.fit_input_normalization(*self.buffer.stored_inputs())
         heldout_loss, heldout_acc = self.reward_model.evaluate(self.dataset, start=labelled_before)
         tic = time.perf_counter()
         stats = self.reward_model.train_session(self.dataset, self.reward_rng)

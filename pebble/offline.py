@@ -43,6 +43,8 @@ def fit_reward(
         obs_dim, act_dim, reward_hidden or [128, 128, 128], ensemble_size, max_epochs=reward_epochs,
         accuracy_stop=accuracy_stop,
     )  # fmt: skip
+    real = train.mask.bool()  # padded steps after a termination are not states the model sees
+    model.fit_input_normalization(train.obs[real].numpy(), train.actions[real].numpy())
     stats = model.train_session(train, rng)
     test_loss, test_acc = model.evaluate(test)
     result = {
