@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from envs.make import make_env
+from pebble.checkpoint import latest
 from pebble.cli import main
 
 TINY = [
@@ -50,6 +53,18 @@ def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
     assert {"hyperparameters/text_summary", "custom_scalars__config__"} <= set(acc.Tags()["tensors"])
+    # reward-model inputs are standardised with the states stored before the first session
+    # (step 500) and the statistics stay fixed while the buffer grows to 1200 rows
+    stats = torch.load(run_dir / "reward_model.pt", weights_only=True)["ensemble"]
+    with (latest(run_dir) / "replay_buffer.pkl").open("rb") as fh:
+        buffer = pickle.load(fh)
+    rows = buffer.size()
+    inputs = np.concatenate([buffer.observations[:rows, 0], buffer.actions[:rows, 0]], 1)
+    pretraining = inputs[buffer.env_steps[:rows, 0] < 500]
+    assert bool(stats["input_fitted"]) and len(pretraining) == 499
+    np.testing.assert_allclose(stats["input_mean"].numpy(), pretraining.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats["input_std"].numpy(), pretraining.std(0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(stats["input_mean"].numpy(), inputs.mean(0), atol=1e-3)
 
 
 def test_same_seed_same_labels_and_curve(tmp_path: Path) -> None:

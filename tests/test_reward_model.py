@@ -69,6 +69,7 @@ def test_early_stop_and_save_load(tmp_path) -> None:
     theta = rng.normal(size=OBS + ACT)
     data = make_labels(200, rng, theta)
     model = RewardModel(OBS, ACT, [32], members=2, lr=3e-3, max_epochs=500, accuracy_stop=0.9)
+    model.fit_input_normalization(rng.normal(3.0, 5.0, size=(100, OBS)), rng.normal(size=(100, ACT)))
     stats = model.train_session(data, rng)
     assert stats.epochs < 500 and stats.train_accuracy > 0.9
     model.save(tmp_path / "rm.pt")
@@ -92,3 +93,62 @@ def test_padding_contributes_nothing_to_clip_scores() -> None:
     full = model.clip_scores(obs[..., :6, :], act[..., :6, :], mask[..., :6])
     padded = model.clip_scores(obs, act, mask)
     np.testing.assert_allclose(full, padded, rtol=1e-5, atol=1e-6)
+
+
+def rescaled(data: PreferenceDataset, scale: np.ndarray, shift: np.ndarray) -> PreferenceDataset:
+    """The same labels with every observation feature mapped to obs * scale + shift."""
+    out = PreferenceDataset(OBS, ACT, data.query_size, data.segment_length)
+    for name in ("obs", "actions", "mask", "true_rewards", "rankings", "equal"):
+        setattr(out, "_" + name, getattr(data, name).clone())
+    out._obs = out._obs * torch.as_tensor(scale, dtype=torch.float32) + torch.as_tensor(shift, dtype=torch.float32)
+    out._n = out._capacity = len(data)
+    return out
+
+
+def fit_and_train(data: PreferenceDataset, normalize: bool, seed: int = 0) -> RewardModel:
+    torch.manual_seed(seed)
+    model = RewardModel(OBS, ACT, [32, 32], members=2, lr=1e-3, max_epochs=20, normalize_inputs=normalize)
+    real = data.mask.bool()
+    model.fit_input_normalization(data.obs[real].numpy(), data.actions[real].numpy())
+    model.train_session(data, np.random.default_rng(seed))
+    return model
+
+
+def test_input_normalization_makes_training_blind_to_feature_units() -> None:
+    """Observations in other units (velocities x 50 and offset, angles / 20) train the same model."""
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=OBS + ACT)
+    data = make_labels(200, rng, theta)
+    scale, shift = np.array([50.0, 0.05, 1.0, 20.0]), np.array([100.0, 0.0, -3.0, 0.5])
+    probe_obs, probe_act = rng.normal(size=(500, OBS)), rng.uniform(-1, 1, size=(500, ACT))
+
+    plain = fit_and_train(data, normalize=True).reward(probe_obs, probe_act)
+    moved = fit_and_train(rescaled(data, scale, shift), normalize=True).reward(probe_obs * scale + shift, probe_act)
+    np.testing.assert_allclose(plain, moved, atol=2e-3)
+    # without normalisation the units change what is learned
+    raw = fit_and_train(rescaled(data, scale, shift), normalize=False).reward(probe_obs * scale + shift, probe_act)
+    assert np.abs(plain - raw).max() > 0.1
+
+
+def test_normalization_is_fitted_once_and_a_model_saved_without_it_still_loads(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    model = RewardModel(OBS, ACT, [16], members=2)
+    assert model.needs_input_normalization
+    model.fit_input_normalization(rng.normal(2.0, 3.0, size=(1000, OBS)), np.zeros((1000, ACT)))
+    assert not model.needs_input_normalization
+    mean, std = model.ensemble.input_mean.numpy(), model.ensemble.input_std.numpy()
+    np.testing.assert_allclose(mean[:OBS], 2.0, atol=0.3)
+    np.testing.assert_allclose(std[:OBS], 3.0, atol=0.3)
+    np.testing.assert_array_equal(std[OBS:], 1.0)  # constant features: centred, not divided by 0
+    assert not RewardModel(OBS, ACT, [16], members=2, normalize_inputs=False).needs_input_normalization
+
+    old = model.state_dict()  # as saved before normalisation existed: no statistics
+    old["ensemble"] = {k: v for k, v in old["ensemble"].items() if not k.startswith("input_")}
+    torch.save(old, tmp_path / "old.pt")
+    legacy = RewardModel(OBS, ACT, [16], members=2)
+    legacy.load(tmp_path / "old.pt")
+    assert not legacy.needs_input_normalization  # never re-fitted under weights trained on raw inputs
+    x, a = rng.normal(size=(20, OBS)), rng.normal(size=(20, ACT))
+    raw = RewardModel(OBS, ACT, [16], members=2, normalize_inputs=False)
+    raw.ensemble.load_state_dict(legacy.ensemble.state_dict())
+    np.testing.assert_array_equal(legacy.reward(x, a), raw.reward(x, a))

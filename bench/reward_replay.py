@@ -1,0 +1,140 @@
+"""Replay a finished run's feedback sessions offline with other reward-model settings.
+
+The labels (``labels.db``, in the order and sessions they were given) are fed session by
+session to a fresh reward model trained the way the loop trains it; after each session the
+per-step correlation of the learned with the true reward is measured on the run's final
+replay buffer: the 10k rows stored before the session (what relabelling rewrote) and the
+5k rows after it (what the policy met next). Queries stay those the run selected, so this
+compares how well each setting learns from the same labels, not the query selection.
+
+    python bench/reward_replay.py --run runs/bench/HalfCheetah-v5__pebble_1000__2 \
+        --variant raw normalized wide_normalized
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, write_result  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from pebble import checkpoint  # noqa: E402
+from pebble.config import RewardModelConfig  # noqa: E402
+from pebble.label_store import LabelStore  # noqa: E402
+from pebble.labels import PreferenceDataset  # noqa: E402
+from pebble.reward_model import RewardModel  # noqa: E402
+
+#: name -> (normalize_inputs, hidden sizes or None for the default, max epochs or None, accuracy stop or None)
+VARIANTS: dict[str, tuple[bool, list[int] | None, int | None, float | None]] = {
+    "raw": (False, None, None, None),
+    "normalized": (True, None, None, None),
+    "wide_normalized": (True, [256, 256, 256], None, None),
+    "raw_no_early_stop": (False, None, 50, 1.01),
+}
+
+
+def correlation(model: RewardModel, obs: np.ndarray, act: np.ndarray, true: np.ndarray) -> float:
+    if len(true) < 2:
+        return float("nan")
+    return float(np.corrcoef(model.reward(obs, act), true)[0, 1])
+
+
+def replay(run: Path, variant: str, seed: int) -> dict:
+    normalize, hidden, epochs, stop = VARIANTS[variant]
+    defaults = RewardModelConfig()
+    store = LabelStore(run / "labels.db", read_only=True)
+    meta = store.meta
+    rows = [r for r in store if r.answer.kind != "skip"]
+    store.close()
+    latest = checkpoint.latest(run)
+    if latest is None:
+        raise SystemExit(f"{run} has no checkpoint with a replay buffer")
+    with (latest / "replay_buffer.pkl").open("rb") as fh:
+        buffer = pickle.load(fh)
+    rows_stored = buffer.size()
+    obs = buffer.observations[:rows_stored].reshape(rows_stored * buffer.n_envs, -1)
+    act = buffer.actions[:rows_stored].reshape(rows_stored * buffer.n_envs, -1)
+    true = buffer.true_rewards[:rows_stored].reshape(-1)
+    steps = buffer.env_steps[:rows_stored].reshape(-1)
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = RewardModel(
+        int(meta["obs_dim"]),  # type: ignore[call-overload]
+        int(meta["act_dim"]),  # type: ignore[call-overload]
+        hidden or list(defaults.reward_hidden),
+        defaults.ensemble_size,
+        defaults.reward_lr,
+        defaults.reward_batch_size,
+        epochs or defaults.reward_epochs,
+        stop or defaults.accuracy_stop,
+        normalize,
+    )
+    data = PreferenceDataset(model.obs_dim, model.act_dim, int(meta["query_size"]), int(meta["segment_length"]))  # type: ignore[call-overload]
+    sessions = []
+    tic = time.perf_counter()
+    for session in sorted({r.session for r in rows}):
+        given = [r for r in rows if r.session == session]
+        step = given[0].env_step
+        if model.needs_input_normalization:  # as the loop does: every row stored at the first session
+            model.fit_input_normalization(obs[steps <= step], act[steps <= step])
+        for r in given:
+            data.add(r.query, r.answer)
+        stats = model.train_session(data, rng)
+        before = (steps > step - 10_000) & (steps <= step)
+        after = (steps > step) & (steps <= step + 5_000)
+        sessions.append(
+            {
+                "session": session,
+                "env_step": step,
+                "labels": len(data),
+                "epochs": stats.epochs,
+                "train_accuracy": stats.train_accuracy,
+                "correlation_before": correlation(model, obs[before], act[before], true[before]),
+                "correlation_after": correlation(model, obs[after], act[after], true[after]),
+            }
+        )
+        s = sessions[-1]
+        print(
+            f"{variant:>18} session {session:2d} step {step:6d} labels {len(data):4d}: "
+            f"corr before {s['correlation_before']:.3f} after {s['correlation_after']:.3f}",
+            flush=True,
+        )
+    return {
+        "sessions": sessions,
+        "correlation_whole_buffer": correlation(model, obs, act, true),
+        "seconds": time.perf_counter() - tic,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, help="a finished pebble run folder (labels.db + checkpoints/)")
+    p.add_argument("--variant", nargs="+", default=["raw", "normalized"], choices=sorted(VARIANTS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default="", help="result name (default: reward_replay_<run folder>)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    run = Path(args.run)
+    results = {v: replay(run, v, args.seed) for v in args.variant}
+    name = args.name or f"reward_replay_{run.name}"
+    path = write_result(name, {"run": str(run), "variants": results})
+    for v, r in results.items():
+        first, last = r["sessions"][0], r["sessions"][-1]
+        print(
+            f"{v}: first session corr {first['correlation_before']:.3f}, "
+            f"last {last['correlation_before']:.3f}, whole buffer {r['correlation_whole_buffer']:.3f}"
+        )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
