@@ -1,8 +1,12 @@
 """Plot evaluation learning curves of the runs made by ``bench/learning.py``.
 
-    python bench/plot_learning.py --env HalfCheetah-v5 --out bench/results/learning_halfcheetah_100k.png
+    python bench/plot_learning.py --env HalfCheetah-v5 --out bench/results/learning_halfcheetah_100k.png \
+        [--before runs/bench_raw_inputs]
 
-One line per run (colour = variant), the mean over seeds in bold. Needs matplotlib
+Left: evaluation true return, one line per run (colour = variant), the mean over seeds in
+bold. Right: per-step correlation of the learned with the true reward after each feedback
+session (mean over seeds). ``--before DIR`` adds the PEBBLE runs of another folder dashed
+(e.g. runs made with ``--extra --no-normalize-inputs``). Needs matplotlib
 (``pip install -e ".[bench]"``).
 """
 
@@ -23,12 +27,37 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def curve(run_dir: Path, tag: str = "eval/true_return") -> tuple[np.ndarray, np.ndarray]:
     acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    by_step = {e.step: e.value for e in acc.Scalars("eval/true_return")}  # the final evaluation wins
+    if tag not in acc.Tags()["scalars"]:
+        return np.zeros(0), np.zeros(0)
+    by_step = {e.step: e.value for e in acc.Scalars(tag)}  # the final evaluation wins
     steps = np.array(sorted(by_step))
     return steps, np.array([by_step[s] for s in steps])
+
+
+def find_runs(folder: Path, env: str) -> dict[str, list[Path]]:
+    """Finished runs of ``env`` in ``folder`` by variant (sac_true, pebble_1000, ...)."""
+    pattern = re.compile(rf"^{re.escape(env)}__(\w+?)__(\d+)$")
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for run_dir in sorted(folder.iterdir()):
+        match = pattern.match(run_dir.name)
+        if match and (run_dir / "summary.json").exists():
+            groups[match.group(1)].append(run_dir)
+    return groups
+
+
+def plot_group(ax, curves: list[tuple[np.ndarray, np.ndarray]], colour: str, label: str, style: str = "-") -> None:
+    curves = [c for c in curves if len(c[0])]
+    if not curves:
+        return
+    for steps, values in curves:
+        ax.plot(steps, values, color=colour, alpha=0.3, linewidth=1, linestyle=style)
+    length = min(len(s) for s, _ in curves)
+    mean = np.mean([v[:length] for _, v in curves], axis=0)
+    label = f"{label} (n={len(curves)})"
+    ax.plot(curves[0][0][:length], mean, color=colour, linewidth=2.5, linestyle=style, label=label)
 
 
 def main() -> None:
@@ -36,27 +65,33 @@ def main() -> None:
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--out", required=True)
+    p.add_argument("--before", default="", help="another runs folder, its PEBBLE runs drawn dashed")
     args = p.parse_args()
-    pattern = re.compile(rf"^{re.escape(args.env)}__(\w+?)__(\d+)$")
-    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    for run_dir in sorted(Path(args.runs).iterdir()):
-        match = pattern.match(run_dir.name)
-        if match and (run_dir / "summary.json").exists():
-            groups[match.group(1)].append(curve(run_dir))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = find_runs(Path(args.runs), args.env)
+    before = find_runs(Path(args.before), args.env) if args.before else {}
+    fig, (ax, corr_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = {"sac_true": "tab:gray", "pebble_1000": "tab:blue", "pebble_500": "tab:orange"}
-    for variant, curves in sorted(groups.items()):
+    for variant, runs in sorted(groups.items()):
         colour = colours.get(variant, "tab:green")
-        for steps, values in curves:
-            ax.plot(steps, values, color=colour, alpha=0.35, linewidth=1)
-        length = min(len(s) for s, _ in curves)
-        mean = np.mean([v[:length] for _, v in curves], axis=0)
         label = "SAC, true reward" if variant == "sac_true" else variant.replace("pebble_", "PEBBLE, ") + " labels"
-        ax.plot(curves[0][0][:length], mean, color=colour, linewidth=2.5, label=f"{label} (n={len(curves)})")
+        plot_group(ax, [curve(r) for r in runs], colour, label)
+        plot_group(corr_ax, [curve(r, "reward_model/correlation") for r in runs], colour, label)
+    for variant, runs in sorted(before.items()):
+        if variant == "sac_true":
+            continue
+        colour = colours.get(variant, "tab:green")
+        label = variant.replace("pebble_", "PEBBLE, ") + " labels, raw inputs"
+        plot_group(ax, [curve(r) for r in runs], colour, label, "--")
+        plot_group(corr_ax, [curve(r, "reward_model/correlation") for r in runs], colour, label, "--")
+    corr_ax.set_xlabel("environment steps")
+    corr_ax.set_ylabel("corr(learned, true reward), last 10k steps")
+    corr_ax.set_title("reward model after each feedback session")
+    corr_ax.legend(fontsize=8)
+    corr_ax.grid(alpha=0.3)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("evaluation true return")
     ax.set_title(f"{args.env}: deterministic policy, 5 episodes per point")
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
