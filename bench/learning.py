@@ -17,6 +17,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,22 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
         "seed": seed,
         "commit": commit,
         **{k: data[k] for k in ("final_eval_return", "steps_per_second", "seconds", "timings")},
+        "eval_curve": eval_curve(run_dir),
     }
+
+
+def eval_curve(run_dir: Path) -> dict[str, list[float]]:
+    """The run's evaluation true return at every evaluation (TensorBoard ``eval/true_return``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    by_step = {e.step: e.value for e in acc.Scalars("eval/true_return")}  # the final evaluation wins
+    return {"steps": sorted(by_step), "returns": [by_step[s] for s in sorted(by_step)]}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
 
 def main() -> None:
@@ -85,18 +101,24 @@ def main() -> None:
     grid = [(lab, s) for lab in args.labels for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda g: run_one(args.env, args.steps, g[0], g[1], out, args.extra), grid))
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
+    half = args.steps // 2
     for lab in args.labels:
-        finals = [r["final_eval_return"] for r in runs if r["labels"] == lab]
+        mine = [r for r in runs if r["labels"] == lab]
+        curves = [dict(zip(r["eval_curve"]["steps"], r["eval_curve"]["returns"])) for r in mine]
         table["sac_true" if lab == 0 else f"pebble_{lab}"] = {
-            "mean": float(np.mean(finals)),
-            "std": float(np.std(finals)),
-            "n": len(finals),
+            **spread([r["final_eval_return"] for r in mine]),
+            # learning speed, less noisy than the last evaluation alone
+            "at_half_steps": spread([c[half] for c in curves if half in c]),
+            "mean_over_evaluations": spread([float(np.mean(list(c.values()))) for c in curves]),
         }
-    base = table.get("sac_true", {}).get("mean")
+    base = table.get("sac_true")
     if base:
         for row in table.values():
-            row["ratio_to_true_reward_sac"] = row["mean"] / base
+            row["ratio_to_true_reward_sac"] = row["mean"] / base["mean"]
+            row["ratio_mean_over_evaluations"] = (
+                row["mean_over_evaluations"]["mean"] / base["mean_over_evaluations"]["mean"]
+            )
     path = write_result(f"learning_{args.name}", {"env": args.env, "steps": args.steps, "summary": table, "runs": runs})
     print(json.dumps(table, indent=2))
     print(f"wrote {path}")
