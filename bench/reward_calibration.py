@@ -74,8 +74,9 @@ def main() -> None:
     torch.set_num_threads(1)
     results = {}
     for run in map(Path, args.runs):
-        r = results[run.name] = calibration(run)
-        print(f"{run.name}: corr {r['correlation']:.3f}, top decile {r['correlation_top_decile']:.3f}")
+        key = f"{run.parent.name}/{run.name}"  # the same run name recurs across benchmark folders
+        r = results[key] = calibration(run)
+        print(f"{key}: corr {r['correlation']:.3f}, top decile {r['correlation_top_decile']:.3f}")
         for b in r["bins"]:
             print(
                 f"  true {b['true_range'][0]:7.2f} .. {b['true_range'][1]:7.2f}  learned mean {b['learned_mean']:+.3f}"
