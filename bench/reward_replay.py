@@ -32,12 +32,13 @@ from pebble.label_store import LabelStore  # noqa: E402
 from pebble.labels import PreferenceDataset  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 
-#: name -> (normalize_inputs, hidden sizes or None for the default, max epochs or None, accuracy stop or None)
-VARIANTS: dict[str, tuple[bool, list[int] | None, int | None, float | None]] = {
-    "raw": (False, None, None, None),
-    "normalized": (True, None, None, None),
-    "wide_normalized": (True, [256, 256, 256], None, None),
-    "raw_no_early_stop": (False, None, 50, 1.01),
+#: name -> (normalize_inputs, hidden sizes or None for the default, max epochs or None, accuracy stop or None, output)
+VARIANTS: dict[str, tuple[bool, list[int] | None, int | None, float | None, str]] = {
+    "raw": (False, None, None, None, "tanh"),
+    "normalized": (True, None, None, None, "tanh"),
+    "wide_normalized": (True, [256, 256, 256], None, None, "tanh"),
+    "raw_no_early_stop": (False, None, 50, 1.01, "tanh"),
+    "normalized_linear": (True, None, None, None, "linear"),
 }
 
 
@@ -48,7 +49,7 @@ def correlation(model: RewardModel, obs: np.ndarray, act: np.ndarray, true: np.n
 
 
 def replay(run: Path, variant: str, seed: int) -> dict:
-    normalize, hidden, epochs, stop = VARIANTS[variant]
+    normalize, hidden, epochs, stop, output = VARIANTS[variant]
     defaults = RewardModelConfig()
     store = LabelStore(run / "labels.db", read_only=True)
     meta = store.meta
@@ -77,6 +78,7 @@ def replay(run: Path, variant: str, seed: int) -> dict:
         epochs or defaults.reward_epochs,
         stop or defaults.accuracy_stop,
         normalize,
+        output,
     )
     data = PreferenceDataset(model.obs_dim, model.act_dim, int(meta["query_size"]), int(meta["segment_length"]))  # type: ignore[call-overload]
     sessions = []
@@ -108,9 +110,11 @@ def replay(run: Path, variant: str, seed: int) -> dict:
             f"corr before {s['correlation_before']:.3f} after {s['correlation_after']:.3f}",
             flush=True,
         )
+    top = true >= np.percentile(true, 90)
     return {
         "sessions": sessions,
         "correlation_whole_buffer": correlation(model, obs, act, true),
+        "correlation_top_decile": correlation(model, obs[top], act[top], true[top]),
         "seconds": time.perf_counter() - tic,
     }
 
@@ -131,7 +135,8 @@ def main() -> None:
         first, last = r["sessions"][0], r["sessions"][-1]
         print(
             f"{v}: first session corr {first['correlation_before']:.3f}, "
-            f"last {last['correlation_before']:.3f}, whole buffer {r['correlation_whole_buffer']:.3f}"
+            f"last {last['correlation_before']:.3f}, whole buffer {r['correlation_whole_buffer']:.3f}, "
+            f"top decile {r['correlation_top_decile']:.3f}"
         )
     print(f"wrote {path}")
 

@@ -72,6 +72,9 @@ class RewardModelConfig:
     reward_epochs: int = opt(50, "Maximum epochs over all labels per feedback session (reference: reward_update).")
     reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")
     accuracy_stop: float = opt(0.97, "Stop a session's training once mean training accuracy exceeds this.")
+    reward_output: Literal["tanh", "linear"] = opt(
+        "tanh", "Output of each reward network: tanh (bounded in [-1, 1], PEBBLE) or linear (unbounded)."
+    )
     normalize_inputs: bool = opt(
         True, "Standardise reward-model inputs with statistics of the pre-training states (fixed at the first session)."
     )

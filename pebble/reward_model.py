@@ -5,8 +5,8 @@ CPU one batched computation (weights stacked as (M, in, out), ``torch.matmul``) 
 at width 128 and slower at width 256 (``bench/ensemble_layout.py``,
 ``bench/results/ensemble_layout.json``).
 Each member has its own initialisation and its own shuffle of the labels (bootstrap-like
-diversity, as in PEBBLE). Outputs are bounded by ``tanh``; the learned reward is the
-mean over members.
+diversity, as in PEBBLE). Outputs are bounded by ``tanh`` (PEBBLE's choice; ``output="linear"``
+leaves them unbounded); the learned reward is the mean over members.
 
 Inputs are standardised with a per-feature mean and std fixed once, before the first
 training (from the pre-training states, see ``fit_input_normalization``). Raw MuJoCo
@@ -31,9 +31,10 @@ from pebble.preferences import pairwise_agreement, preference_nll
 
 
 class Ensemble(nn.Module):
-    """M independent MLPs on concat(s, a): LeakyReLU hidden layers, ``tanh`` output in [-1, 1]."""
+    """M independent MLPs on concat(s, a): LeakyReLU hidden layers, ``tanh`` output in [-1, 1]
+    (or a linear output with ``output="linear"``)."""
 
-    def __init__(self, input_dim: int, hidden: list[int], members: int) -> None:
+    def __init__(self, input_dim: int, hidden: list[int], members: int, output: str = "tanh") -> None:
         super().__init__()
         self.members = members
 
@@ -41,7 +42,8 @@ class Ensemble(nn.Module):
             layers: list[nn.Module] = []
             for fan_in, fan_out in zip([input_dim, *hidden[:-1]], hidden):
                 layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU()]
-            return nn.Sequential(*layers, nn.Linear(hidden[-1], 1), nn.Tanh())
+            head: list[nn.Module] = [nn.Linear(hidden[-1], 1)] + ([nn.Tanh()] if output == "tanh" else [])
+            return nn.Sequential(*layers, *head)
 
         self.nets = nn.ModuleList(mlp() for _ in range(members))
         # Buffers, so that checkpoints and saved models carry the normalisation.
@@ -81,10 +83,13 @@ class RewardModel:
         max_epochs: int = 50,
         accuracy_stop: float = 0.97,
         normalize_inputs: bool = True,
+        output: str = "tanh",
     ) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.batch_size, self.max_epochs, self.accuracy_stop = batch_size, max_epochs, accuracy_stop
-        self.ensemble = Ensemble(obs_dim + act_dim, hidden, members)
+        if output not in ("tanh", "linear"):
+            raise ValueError(f"reward output must be 'tanh' or 'linear', not {output!r}")
+        self.ensemble = Ensemble(obs_dim + act_dim, hidden, members, output)
         self.optimizer = torch.optim.Adam(self.ensemble.parameters(), lr=lr)
         self.normalize_inputs = normalize_inputs
 

@@ -236,6 +236,7 @@ def build(
             r.reward_epochs,
             r.accuracy_stop,
             r.normalize_inputs,
+            r.reward_output,
         )
         dataset = PreferenceDataset(obs_dim, act_dim, config.feedback.query_size, config.feedback.segment_length)
         for query, answer in external:

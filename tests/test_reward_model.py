@@ -30,13 +30,13 @@ def make_labels(n: int, rng: np.random.Generator, theta: np.ndarray, k: int = 2)
     return data
 
 
-@pytest.mark.parametrize("k", [2, 3])
-def test_recovers_ordering_of_known_reward(k: int) -> None:
+@pytest.mark.parametrize("k,output", [(2, "tanh"), (3, "tanh"), (2, "linear")])
+def test_recovers_ordering_of_known_reward(k: int, output: str) -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     theta = rng.normal(size=OBS + ACT)
     train = make_labels(400, rng, theta, k)
-    model = RewardModel(OBS, ACT, [64, 64], members=3, lr=1e-3, max_epochs=60)
+    model = RewardModel(OBS, ACT, [64, 64], members=3, lr=1e-3, max_epochs=60, output=output)
     untrained_loss, _ = model.evaluate(train)
     stats = model.train_session(train, rng)
     assert stats.loss < untrained_loss
@@ -47,7 +47,17 @@ def test_recovers_ordering_of_known_reward(k: int) -> None:
     learned = model.reward(obs, act)
     true = np.concatenate([obs, act], 1) @ theta
     assert np.corrcoef(learned, true)[0, 1] > 0.85
-    assert np.all(np.abs(learned) <= 1.0)  # bounded output
+    if output == "tanh":
+        assert np.all(np.abs(learned) <= 1.0)  # bounded output
+    else:  # unbounded: the far ends of a linear reward are not squashed onto +-1
+        far = np.concatenate([obs, act], 1) @ theta
+        top, bottom = far >= np.percentile(far, 99), far <= np.percentile(far, 1)
+        assert learned[top].mean() - learned[bottom].mean() > 2.0
+
+
+def test_unknown_reward_output_is_refused() -> None:
+    with pytest.raises(ValueError, match="'tanh' or 'linear'"):
+        RewardModel(OBS, ACT, [8], output="relu")
 
 
 def test_random_labels_are_not_learned_out_of_sample() -> None:
