@@ -34,6 +34,10 @@ class Ensemble(nn.Module):
     """M independent MLPs on concat(s, a): LeakyReLU hidden layers, ``tanh`` output in [-1, 1]
     (or a linear output with ``output="linear"``)."""
 
+    input_mean: Tensor  # registered buffers (see __init__)
+    input_std: Tensor
+    input_fitted: Tensor
+
     def __init__(self, input_dim: int, hidden: list[int], members: int, output: str = "tanh") -> None:
         super().__init__()
         self.members = members
