@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,3 +67,33 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def scalar_curve(run_dir: Path, tag: str = "eval/true_return") -> tuple[list[int], list[float]]:
+    """Steps and values of one TensorBoard scalar of a run (empty if never logged); a step
+    logged twice keeps its last value (the final evaluation wins)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags()["scalars"]:
+        return [], []
+    by_step = {e.step: e.value for e in acc.Scalars(tag)}
+    steps = sorted(by_step)
+    return steps, [by_step[s] for s in steps]
+
+
+def final_buffer(run_dir: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """A finished run's replay buffer from its latest checkpoint, with the observations,
+    actions and true rewards of every stored row flattened over env columns."""
+    import pickle
+
+    from pebble import checkpoint
+
+    latest = checkpoint.latest(run_dir)
+    if latest is None or not (latest / "replay_buffer.pkl").exists():
+        raise SystemExit(f"{run_dir} has no checkpoint with a replay buffer")
+    with (latest / "replay_buffer.pkl").open("rb") as fh:
+        buffer = pickle.load(fh)
+    obs, act = buffer.stored_inputs()
+    return buffer, obs, act, buffer.true_rewards[: buffer.size()].reshape(-1)

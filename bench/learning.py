@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, START_COMMIT, write_result  # noqa: E402
+from common import ROOT, START_COMMIT, scalar_curve, write_result  # noqa: E402
 
 
 def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list[str]) -> dict:
@@ -67,18 +67,8 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
         "seed": seed,
         "commit": commit,
         **{k: data[k] for k in ("final_eval_return", "steps_per_second", "seconds", "timings")},
-        "eval_curve": eval_curve(run_dir),
+        "eval_curve": dict(zip(("steps", "returns"), scalar_curve(run_dir))),
     }
-
-
-def eval_curve(run_dir: Path) -> dict[str, list[float]]:
-    """The run's evaluation true return at every evaluation (TensorBoard ``eval/true_return``)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    by_step = {e.step: e.value for e in acc.Scalars("eval/true_return")}  # the final evaluation wins
-    return {"steps": sorted(by_step), "returns": [by_step[s] for s in sorted(by_step)]}
 
 
 def spread(values: list[float]) -> dict[str, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,19 +23,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import scalar_curve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def curve(run_dir: Path, tag: str = "eval/true_return") -> tuple[np.ndarray, np.ndarray]:
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags()["scalars"]:
-        return np.zeros(0), np.zeros(0)
-    by_step = {e.step: e.value for e in acc.Scalars(tag)}  # the final evaluation wins
-    steps = np.array(sorted(by_step))
-    return steps, np.array([by_step[s] for s in steps])
+    steps, values = scalar_curve(run_dir, tag)
+    return np.array(steps), np.array(values)
 
 
 def find_runs(folder: Path, env: str) -> dict[str, list[Path]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, final_buffer, write_result  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from pebble import checkpoint  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 
 QUANTILES = [0, 10, 25, 50, 75, 90, 99, 100]
@@ -30,15 +28,7 @@ QUANTILES = [0, 10, 25, 50, 75, 90, 99, 100]
 
 def calibration(run: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
-    latest = checkpoint.latest(run)
-    if latest is None:
-        raise SystemExit(f"{run} has no checkpoint with a replay buffer")
-    with (latest / "replay_buffer.pkl").open("rb") as fh:
-        buffer = pickle.load(fh)
-    n = buffer.size()
-    obs = buffer.observations[:n].reshape(n * buffer.n_envs, -1)
-    act = buffer.actions[:n].reshape(n * buffer.n_envs, -1)
-    true = buffer.true_rewards[:n].reshape(-1)
+    _, obs, act, true = final_buffer(run)
     model = RewardModel(
         obs.shape[1], act.shape[1], config["reward"]["reward_hidden"], config["reward"]["ensemble_size"]
     )

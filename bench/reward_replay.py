@@ -14,7 +14,6 @@ compares how well each setting learns from the same labels, not the query select
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, write_result  # noqa: E402
+from common import ROOT, final_buffer, write_result  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from pebble import checkpoint  # noqa: E402
 from pebble.config import RewardModelConfig  # noqa: E402
 from pebble.label_store import LabelStore  # noqa: E402
 from pebble.labels import PreferenceDataset  # noqa: E402
@@ -55,16 +53,8 @@ def replay(run: Path, variant: str, seed: int) -> dict:
     meta = store.meta
     rows = [r for r in store if r.answer.kind != "skip"]
     store.close()
-    latest = checkpoint.latest(run)
-    if latest is None:
-        raise SystemExit(f"{run} has no checkpoint with a replay buffer")
-    with (latest / "replay_buffer.pkl").open("rb") as fh:
-        buffer = pickle.load(fh)
-    rows_stored = buffer.size()
-    obs = buffer.observations[:rows_stored].reshape(rows_stored * buffer.n_envs, -1)
-    act = buffer.actions[:rows_stored].reshape(rows_stored * buffer.n_envs, -1)
-    true = buffer.true_rewards[:rows_stored].reshape(-1)
-    steps = buffer.env_steps[:rows_stored].reshape(-1)
+    buffer, obs, act, true = final_buffer(run)
+    steps = buffer.env_steps[: buffer.size()].reshape(-1)
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
