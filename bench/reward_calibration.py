@@ -29,9 +29,9 @@ QUANTILES = [0, 10, 25, 50, 75, 90, 99, 100]
 def calibration(run: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
     _, obs, act, true = final_buffer(run)
-    model = RewardModel(
-        obs.shape[1], act.shape[1], config["reward"]["reward_hidden"], config["reward"]["ensemble_size"]
-    )
+    reward = config["reward"]
+    output = reward.get("reward_output", "tanh")  # runs made before the option existed used tanh
+    model = RewardModel(obs.shape[1], act.shape[1], reward["reward_hidden"], reward["ensemble_size"], output=output)
     model.load(run / "reward_model.pt")
     learned = model.reward(obs, act)
     edges = np.percentile(true, QUANTILES)
