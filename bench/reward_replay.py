@@ -37,6 +37,8 @@ VARIANTS: dict[str, tuple[bool, list[int] | None, int | None, float | None, str]
     "wide_normalized": (True, [256, 256, 256], None, None, "tanh"),
     "raw_no_early_stop": (False, None, 50, 1.01, "tanh"),
     "normalized_linear": (True, None, None, None, "linear"),
+    "normalized_no_early_stop": (True, None, 50, 1.01, "tanh"),
+    "linear_no_early_stop": (True, None, 50, 1.01, "linear"),
 }
 
 
@@ -125,6 +127,7 @@ def main() -> None:
         first, last = r["sessions"][0], r["sessions"][-1]
         print(
             f"{v}: first session corr {first['correlation_before']:.3f}, "
+            f"mean over sessions {np.mean([x['correlation_before'] for x in r['sessions']]):.3f}, "
             f"last {last['correlation_before']:.3f}, whole buffer {r['correlation_whole_buffer']:.3f}, "
             f"top decile {r['correlation_top_decile']:.3f}"
         )
