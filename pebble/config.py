@@ -73,7 +73,9 @@ class RewardModelConfig:
     reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")
     accuracy_stop: float = opt(0.97, "Stop a session's training once mean training accuracy exceeds this.")
     reward_output: Literal["tanh", "linear"] = opt(
-        "tanh", "Output of each reward network: tanh (bounded in [-1, 1], PEBBLE) or linear (unbounded)."
+        "linear",
+        "Output of each reward network: linear (unbounded) or tanh (bounded in [-1, 1], the reference; "
+        "see README, Performance).",
     )
     normalize_inputs: bool = opt(
         True, "Standardise reward-model inputs with statistics of the pre-training states (fixed at the first session)."
@@ -325,9 +327,31 @@ def _copy(config: Config) -> Config:
     return from_plain(to_dict(config))
 
 
+#: Settings whose default changed, with the value in force before: a saved ``config.json``
+#: written before the setting existed describes a run that used the old value.
+LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("reward", "normalize_inputs"): False,
+    ("reward", "reward_output"): "tanh",
+}
+
+
 def from_plain(data: dict[str, Any]) -> Config:
-    """Rebuild a config from :func:`to_dict` output (e.g. a saved ``config.json``)."""
+    """Rebuild a config from :func:`to_dict` output (e.g. a saved ``config.json``).
+
+    A setting missing from ``data`` takes its value from before it existed
+    (:data:`LEGACY_DEFAULTS`) if its default has changed since, so that an old run resumes
+    as it was trained.
+    """
     config = Config()
+    for path, value in LEGACY_DEFAULTS.items():
+        section: Any = data
+        for name in path[:-1]:
+            section = section.get(name, {}) if isinstance(section, dict) else {}
+        if isinstance(section, dict) and path[-1] not in section:
+            node: Any = config
+            for name in path[:-1]:
+                node = getattr(node, name)
+            setattr(node, path[-1], value)
     _apply(config, data, ())
     return config
 

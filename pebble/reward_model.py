@@ -5,8 +5,9 @@ CPU one batched computation (weights stacked as (M, in, out), ``torch.matmul``) 
 at width 128 and slower at width 256 (``bench/ensemble_layout.py``,
 ``bench/results/ensemble_layout.json``).
 Each member has its own initialisation and its own shuffle of the labels (bootstrap-like
-diversity, as in PEBBLE). Outputs are bounded by ``tanh`` (PEBBLE's choice; ``output="linear"``
-leaves them unbounded); the learned reward is the mean over members.
+diversity, as in PEBBLE). Outputs are linear by default; ``output="tanh"`` bounds them in
+[-1, 1] as PEBBLE does, which flattens the learned reward where the agent is fastest (README,
+Performance); the learned reward is the mean over members.
 
 Inputs are standardised with a per-feature mean and std fixed once, before the first
 training (from the pre-training states, see ``fit_input_normalization``). Raw MuJoCo
@@ -87,7 +88,7 @@ class RewardModel:
         max_epochs: int = 50,
         accuracy_stop: float = 0.97,
         normalize_inputs: bool = True,
-        output: str = "tanh",
+        output: str = "linear",
     ) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.batch_size, self.max_epochs, self.accuracy_stop = batch_size, max_epochs, accuracy_stop

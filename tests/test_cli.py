@@ -44,6 +44,22 @@ def test_saved_config_round_trips(tmp_path) -> None:
     assert again == config
 
 
+def test_saved_config_from_before_a_default_changed_keeps_the_old_value() -> None:
+    """A run saved before --reward-output and --normalize-inputs existed used tanh and raw
+    inputs; it must resume that way, while a new run (or a partial config file) gets today's defaults."""
+    saved = cfg.to_dict(cfg.Config())
+    for name in ("reward_output", "normalize_inputs"):
+        del saved["reward"][name]
+    old = cfg.from_plain(saved)
+    assert (old.reward.reward_output, old.reward.normalize_inputs) == ("tanh", False)
+    new = cfg.Config()
+    assert (new.reward.reward_output, new.reward.normalize_inputs) == ("linear", True)
+    assert cfg.from_dict({"reward": {"reward_epochs": 10}}).reward.reward_output == "linear"
+    explicit = cfg.to_dict(cfg.Config())
+    explicit["reward"]["reward_output"] = "linear"
+    assert cfg.from_plain(explicit).reward.reward_output == "linear"
+
+
 def test_toml_config(tmp_path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(
