@@ -32,14 +32,14 @@ from pebble.preferences import pairwise_agreement, preference_nll
 
 
 class Ensemble(nn.Module):
-    """M independent MLPs on concat(s, a): LeakyReLU hidden layers, ``tanh`` output in [-1, 1]
-    (or a linear output with ``output="linear"``)."""
+    """M independent MLPs on concat(s, a): LeakyReLU hidden layers, a linear output (or
+    ``tanh``, in [-1, 1], with ``output="tanh"``)."""
 
     input_mean: Tensor  # registered buffers (see __init__)
     input_std: Tensor
     input_fitted: Tensor
 
-    def __init__(self, input_dim: int, hidden: list[int], members: int, output: str = "tanh") -> None:
+    def __init__(self, input_dim: int, hidden: list[int], members: int, output: str = "linear") -> None:
         super().__init__()
         self.members = members
 
