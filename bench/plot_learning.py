@@ -1,12 +1,12 @@
 """Plot evaluation learning curves of the runs made by ``bench/learning.py``.
 
     python bench/plot_learning.py --env HalfCheetah-v5 --out bench/results/learning_halfcheetah_100k.png \
-        [--before runs/bench_raw_inputs]
+        [--before runs/bench_tanh --before-label "tanh output"]
 
 Left: evaluation true return, one line per run (colour = variant), the mean over seeds in
 bold. Right: per-step correlation of the learned with the true reward after each feedback
 session (mean over seeds). ``--before DIR`` adds the PEBBLE runs of another folder dashed
-(e.g. runs made with ``--extra --no-normalize-inputs``). Needs matplotlib
+(e.g. runs made with ``--extra --reward-output tanh``). Needs matplotlib
 (``pip install -e ".[bench]"``).
 """
 
@@ -64,6 +64,7 @@ def main() -> None:
     p.add_argument("--runs", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--out", required=True)
     p.add_argument("--before", default="", help="another runs folder, its PEBBLE runs drawn dashed")
+    p.add_argument("--before-label", default="raw inputs", help="what sets the --before runs apart, for the legend")
     args = p.parse_args()
     groups = find_runs(Path(args.runs), args.env)
     before = find_runs(Path(args.before), args.env) if args.before else {}
@@ -78,7 +79,7 @@ def main() -> None:
         if variant == "sac_true":
             continue
         colour = colours.get(variant, "tab:green")
-        label = variant.replace("pebble_", "PEBBLE, ") + " labels, raw inputs"
+        label = variant.replace("pebble_", "PEBBLE, ") + f" labels, {args.before_label}"
         plot_group(ax, [curve(r) for r in runs], colour, label, "--")
         plot_group(corr_ax, [curve(r, "reward_model/correlation") for r in runs], colour, label, "--")
     corr_ax.set_xlabel("environment steps")
