@@ -10,7 +10,6 @@ about going faster than the fastest behaviour it was trained on.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,17 +20,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, final_buffer, write_result  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
+from pebble import config  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 
 QUANTILES = [0, 10, 25, 50, 75, 90, 99, 100]
 
 
 def calibration(run: Path) -> dict:
-    config = json.loads((run / "config.json").read_text())
+    # from_plain gives runs made before an option existed the value they were trained with
+    reward = config.from_plain(config.load_file(run / "config.json")).reward
     _, obs, act, true = final_buffer(run)
-    reward = config["reward"]
-    output = reward.get("reward_output", "tanh")  # runs made before the option existed used tanh
-    model = RewardModel(obs.shape[1], act.shape[1], reward["reward_hidden"], reward["ensemble_size"], output=output)
+    model = RewardModel(
+        obs.shape[1], act.shape[1], reward.reward_hidden, reward.ensemble_size, output=reward.reward_output
+    )
     model.load(run / "reward_model.pt")
     learned = model.reward(obs, act)
     edges = np.percentile(true, QUANTILES)

@@ -41,6 +41,8 @@ class Ensemble(nn.Module):
 
     def __init__(self, input_dim: int, hidden: list[int], members: int, output: str = "linear") -> None:
         super().__init__()
+        if output not in ("tanh", "linear"):
+            raise ValueError(f"reward output must be 'tanh' or 'linear', not {output!r}")
         self.members = members
 
         def mlp() -> nn.Sequential:
@@ -92,8 +94,6 @@ class RewardModel:
     ) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.batch_size, self.max_epochs, self.accuracy_stop = batch_size, max_epochs, accuracy_stop
-        if output not in ("tanh", "linear"):
-            raise ValueError(f"reward output must be 'tanh' or 'linear', not {output!r}")
         self.ensemble = Ensemble(obs_dim + act_dim, hidden, members, output)
         self.optimizer = torch.optim.Adam(self.ensemble.parameters(), lr=lr)
         self.normalize_inputs = normalize_inputs
