@@ -30,9 +30,7 @@ def calibration(run: Path) -> dict:
     # from_plain gives runs made before an option existed the value they were trained with
     reward = config.from_plain(config.load_file(run / "config.json")).reward
     _, obs, act, true = final_buffer(run)
-    model = RewardModel(
-        obs.shape[1], act.shape[1], reward.reward_hidden, reward.ensemble_size, output=reward.reward_output
-    )
+    model = RewardModel.from_config(obs.shape[1], act.shape[1], reward)
     model.load(run / "reward_model.pt")
     learned = model.reward(obs, act)
     edges = np.percentile(true, QUANTILES)

@@ -14,9 +14,11 @@ compares how well each setting learns from the same labels, not the query select
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,15 +32,21 @@ from pebble.label_store import LabelStore  # noqa: E402
 from pebble.labels import PreferenceDataset  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 
-#: name -> (normalize_inputs, hidden sizes or None for the default, max epochs or None, accuracy stop or None, output)
-VARIANTS: dict[str, tuple[bool, list[int] | None, int | None, float | None, str]] = {
-    "raw": (False, None, None, None, "tanh"),
-    "normalized": (True, None, None, None, "tanh"),
-    "wide_normalized": (True, [256, 256, 256], None, None, "tanh"),
-    "raw_no_early_stop": (False, None, 50, 1.01, "tanh"),
-    "normalized_linear": (True, None, None, None, "linear"),
-    "normalized_no_early_stop": (True, None, 50, 1.01, "tanh"),
-    "linear_no_early_stop": (True, None, 50, 1.01, "linear"),
+#: name -> settings of the ``reward`` config section that differ from the defaults
+VARIANTS: dict[str, dict[str, Any]] = {
+    "raw": {"normalize_inputs": False, "reward_output": "tanh"},
+    "normalized": {"reward_output": "tanh"},
+    "wide_normalized": {"reward_hidden": [256, 256, 256], "reward_output": "tanh"},
+    "raw_no_early_stop": {"normalize_inputs": False, "reward_output": "tanh", "accuracy_stop": 1.01},
+    "normalized_linear": {},
+    "normalized_no_early_stop": {"reward_output": "tanh", "accuracy_stop": 1.01},
+    "linear_no_early_stop": {"accuracy_stop": 1.01},
+    "weight_decay_1e-3": {"reward_weight_decay": 1e-3},
+    "weight_decay_1e-2": {"reward_weight_decay": 1e-2},
+    "weight_decay_1e-1": {"reward_weight_decay": 1e-1},
+    "narrow_64x2": {"reward_hidden": [64, 64]},
+    "narrow_32": {"reward_hidden": [32]},
+    "linear_reward": {"reward_hidden": []},
 }
 
 
@@ -49,8 +57,7 @@ def correlation(model: RewardModel, obs: np.ndarray, act: np.ndarray, true: np.n
 
 
 def replay(run: Path, variant: str, seed: int) -> dict:
-    normalize, hidden, epochs, stop, output = VARIANTS[variant]
-    defaults = RewardModelConfig()
+    settings = dataclasses.replace(RewardModelConfig(), **VARIANTS[variant])
     store = LabelStore(run / "labels.db", read_only=True)
     meta = store.meta
     rows = [r for r in store if r.answer.kind != "skip"]
@@ -60,18 +67,7 @@ def replay(run: Path, variant: str, seed: int) -> dict:
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = RewardModel(
-        int(meta["obs_dim"]),  # type: ignore[call-overload]
-        int(meta["act_dim"]),  # type: ignore[call-overload]
-        hidden or list(defaults.reward_hidden),
-        defaults.ensemble_size,
-        defaults.reward_lr,
-        defaults.reward_batch_size,
-        epochs or defaults.reward_epochs,
-        stop or defaults.accuracy_stop,
-        normalize,
-        output,
-    )
+    model = RewardModel.from_config(int(meta["obs_dim"]), int(meta["act_dim"]), settings)  # type: ignore[call-overload]
     data = PreferenceDataset(model.obs_dim, model.act_dim, int(meta["query_size"]), int(meta["segment_length"]))  # type: ignore[call-overload]
     sessions = []
     tic = time.perf_counter()

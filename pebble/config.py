@@ -58,6 +58,11 @@ class PretrainConfig:
     knn_k: int = opt(5, "k of the k-nearest-neighbour state-entropy estimate.")
     extra_updates: int = opt(100, "RL updates on the relabelled buffer right after the first feedback session.")
     reset_critic: bool = opt(True, "Reset critic, target critic and critic optimiser after pre-training.")
+    reset_actor: bool = opt(
+        False,
+        "Also reset the actor, its optimiser and SAC's temperature after pre-training: RL on the learned "
+        "reward starts afresh, the pre-training only supplies diverse states (reference: keep the actor).",
+    )
 
 
 @dataclass
@@ -69,6 +74,9 @@ class RewardModelConfig:
         [128, 128, 128], "Hidden layer sizes of each reward network (reference: 256 x 3; see README, Performance)."
     )
     reward_lr: float = opt(3e-4, "Adam learning rate of the reward model.")
+    reward_weight_decay: float = opt(
+        0.0, "Decoupled (AdamW) weight decay of the reward networks (0: none, the reference)."
+    )
     reward_epochs: int = opt(50, "Maximum epochs over all labels per feedback session (reference: reward_update).")
     reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")
     accuracy_stop: float = opt(0.97, "Stop a session's training once mean training accuracy exceeds this.")
@@ -173,10 +181,11 @@ class Config:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"--{flag(name)} must be positive, got {value}")
-        non_negative = {
+        non_negative: dict[str, float] = {
             "seed_steps": self.pretrain.seed_steps,
             "unsup_steps": self.pretrain.unsup_steps,
             "extra_updates": self.pretrain.extra_updates,
+            "reward_weight_decay": self.reward.reward_weight_decay,
             "queries_per_session": self.feedback.queries_per_session,
             "eval_freq": self.log.eval_freq,
             "log_interval": self.log.log_interval,
@@ -184,9 +193,9 @@ class Config:
             "checkpoint_freq": self.checkpoint_freq,
             "gradient_steps": self.algo.gradient_steps,
         }
-        for name, value in non_negative.items():
-            if value < 0:
-                raise ConfigError(f"--{flag(name)} must be >= 0, got {value}")
+        for name, amount in non_negative.items():
+            if amount < 0:
+                raise ConfigError(f"--{flag(name)} must be >= 0, got {amount}")
         if self.feedback.query_size < 2:
             raise ConfigError(f"--query-size must be at least 2 (clips per query), got {self.feedback.query_size}")
         if self.feedback.query_scheme not in QUERY_SCHEMES:

@@ -31,11 +31,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pebble.buffer import PreferenceReplayBuffer, Segments
 from pebble.config import Config
-from pebble.critic import reset_critic
 from pebble.faults import crash_point
 from pebble.label_store import LabelStore
 from pebble.labels import PreferenceDataset
 from pebble.query_selection import select_queries
+from pebble.resets import reset_actor, reset_critic
 from pebble.reward_model import RewardModel
 from pebble.schedule import FeedbackSchedule
 from teachers.contract import Answer, Query, Teacher, TeacherError, TeachingContext, validate_answer
@@ -162,6 +162,8 @@ class PebbleLoop(BaseCallback):
         self.buffer.reward_mode = "learned"
         if self.cfg.pretrain.reset_critic:
             reset_critic(self.model)  # type: ignore[arg-type]
+        if self.cfg.pretrain.reset_actor:
+            reset_actor(self.model)  # type: ignore[arg-type]
         if self.cfg.pretrain.extra_updates and self.buffer.size() > 0:
             self.model.train(gradient_steps=self.cfg.pretrain.extra_updates, batch_size=self.model.batch_size)  # type: ignore[attr-defined]
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pebble.config import RewardModelConfig
 from pebble.faults import crash_point
 from pebble.labels import PreferenceDataset
 from pebble.preferences import pairwise_agreement, preference_nll
@@ -49,7 +50,9 @@ class Ensemble(nn.Module):
             layers: list[nn.Module] = []
             for fan_in, fan_out in zip([input_dim, *hidden[:-1]], hidden):
                 layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU()]
-            head: list[nn.Module] = [nn.Linear(hidden[-1], 1)] + ([nn.Tanh()] if output == "tanh" else [])
+            # no hidden layers: a reward linear in the (standardised) inputs
+            head: list[nn.Module] = [nn.Linear(hidden[-1] if hidden else input_dim, 1)]
+            head += [nn.Tanh()] if output == "tanh" else []
             return nn.Sequential(*layers, *head)
 
         self.nets = nn.ModuleList(mlp() for _ in range(members))
@@ -91,12 +94,34 @@ class RewardModel:
         accuracy_stop: float = 0.97,
         normalize_inputs: bool = True,
         output: str = "linear",
+        weight_decay: float = 0.0,
     ) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.batch_size, self.max_epochs, self.accuracy_stop = batch_size, max_epochs, accuracy_stop
         self.ensemble = Ensemble(obs_dim + act_dim, hidden, members, output)
-        self.optimizer = torch.optim.Adam(self.ensemble.parameters(), lr=lr)
+        # Decoupled decay (AdamW): an L2 term in the gradient would be rescaled by Adam's
+        # per-weight step sizes and regularise the rarely-updated weights least.
+        self.optimizer = torch.optim.Adam(
+            self.ensemble.parameters(), lr=lr, weight_decay=weight_decay, decoupled_weight_decay=True
+        )
         self.normalize_inputs = normalize_inputs
+
+    @classmethod
+    def from_config(cls, obs_dim: int, act_dim: int, config: RewardModelConfig) -> RewardModel:
+        """A reward model with every setting of the ``reward`` section of a run's config."""
+        return cls(
+            obs_dim,
+            act_dim,
+            list(config.reward_hidden),
+            config.ensemble_size,
+            config.reward_lr,
+            config.reward_batch_size,
+            config.reward_epochs,
+            config.accuracy_stop,
+            config.normalize_inputs,
+            config.reward_output,
+            config.reward_weight_decay,
+        )
 
     @property
     def members(self) -> int:

@@ -225,19 +225,7 @@ def build(
 
     reward_model = dataset = store = None
     if not config.true_reward:
-        r = config.reward
-        reward_model = RewardModel(
-            obs_dim,
-            act_dim,
-            list(r.reward_hidden),
-            r.ensemble_size,
-            r.reward_lr,
-            r.reward_batch_size,
-            r.reward_epochs,
-            r.accuracy_stop,
-            r.normalize_inputs,
-            r.reward_output,
-        )
+        reward_model = RewardModel.from_config(obs_dim, act_dim, config.reward)
         dataset = PreferenceDataset(obs_dim, act_dim, config.feedback.query_size, config.feedback.segment_length)
         for query, answer in external:
             dataset.add(query, answer)

@@ -54,6 +54,24 @@ def test_recovers_ordering_of_known_reward(k: int, output: str) -> None:
         assert learned[top].mean() - learned[bottom].mean() > 2.0
 
 
+def test_weight_decay_shrinks_the_networks_and_a_linear_reward_needs_no_hidden_layer() -> None:
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=OBS + ACT)
+    data = make_labels(200, rng, theta)
+    norms = {}
+    for decay in (0.0, 1.0):
+        torch.manual_seed(0)  # same initial weights: only the decay differs
+        model = RewardModel(OBS, ACT, [32], members=2, lr=1e-2, max_epochs=40, accuracy_stop=1.01, weight_decay=decay)
+        model.train_session(data, np.random.default_rng(0))
+        norms[decay] = sum(p.norm() ** 2 for p in model.ensemble.parameters()).item()
+    assert norms[1.0] < 0.7 * norms[0.0]
+    torch.manual_seed(0)
+    linear = RewardModel(OBS, ACT, [], members=2, lr=1e-2, max_epochs=60)
+    linear.train_session(data, np.random.default_rng(0))
+    _, accuracy = linear.evaluate(make_labels(200, rng, theta))
+    assert accuracy > 0.9  # the true reward is linear in the inputs
+
+
 def test_unknown_reward_output_is_refused() -> None:
     with pytest.raises(ValueError, match="'tanh' or 'linear'"):
         RewardModel(OBS, ACT, [8], output="relu")

@@ -1,0 +1,74 @@
+"""Resetting the networks of an SB3 off-policy algorithm after pre-training (PEBBLE, Sec. 4.2).
+
+After pre-training on the intrinsic reward, the Q-function estimates a reward that is no
+longer optimised; PEBBLE resets it (critic, target critic and the critic's optimiser) and
+keeps the actor and, for SAC, the entropy temperature, whose exploration carries over.
+``reset_actor`` also starts the policy afresh, for tasks where the pre-trained behaviour is
+a trap (README, Performance: on HalfCheetah it flips the cheetah onto its back).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from torch import nn
+
+
+def reset_critic(model: OffPolicyAlgorithm) -> None:
+    """Re-initialise critic weights in place, copy them to the target, and start a fresh optimiser.
+
+    Works for any SB3 algorithm whose policy has ``critic``, ``critic_target`` and
+    ``critic.optimizer`` (SAC, TD3, DDPG; sb3-contrib's TQC). Re-initialising in place keeps
+    every alias the algorithm holds (``model.critic`` is ``model.policy.critic``) valid.
+    """
+    policy: Any = model.policy  # SAC/TD3/DDPG policies; typed loosely across algorithms
+    if not all(hasattr(policy, name) for name in ("critic", "critic_target")):
+        raise TypeError(f"{type(model).__name__} has no critic/critic_target to reset")
+    critic: Any = policy.critic
+    shared = getattr(policy, "share_features_extractor", False)
+    _reinitialise(critic, skip="features_extractor" if shared else None)
+    policy.critic_target.load_state_dict(critic.state_dict())
+    params = [p for n, p in critic.named_parameters() if not (shared and "features_extractor" in n)]
+    old = critic.optimizer
+    critic.optimizer = policy.optimizer_class(params, lr=old.param_groups[0]["lr"], **policy.optimizer_kwargs)
+
+
+def reset_actor(model: OffPolicyAlgorithm) -> None:
+    """Re-initialise the actor (and its target, TD3/DDPG) in place with a fresh optimiser;
+    for SAC with a learned temperature, also restore the initial entropy coefficient.
+
+    Together with :func:`reset_critic` the RL agent starts from scratch on a buffer that
+    keeps every pre-training transition. With a shared features extractor, resetting the
+    actor resets the extractor the critic uses too.
+    """
+    policy: Any = model.policy
+    if not hasattr(policy, "actor"):
+        raise TypeError(f"{type(model).__name__} has no actor to reset")
+    actor: Any = policy.actor
+    _reinitialise(actor)
+    if getattr(policy, "actor_target", None) is not None:
+        policy.actor_target.load_state_dict(actor.state_dict())
+    old = actor.optimizer
+    actor.optimizer = policy.optimizer_class(
+        actor.parameters(), lr=old.param_groups[0]["lr"], **policy.optimizer_kwargs
+    )
+    ent_coef = getattr(model, "ent_coef", None)
+    if isinstance(ent_coef, str) and ent_coef.startswith("auto"):  # SAC's learned temperature
+        initial = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0  # SB3's rule
+        log_ent_coef: Any = model.log_ent_coef  # type: ignore[attr-defined]
+        with torch.no_grad():
+            log_ent_coef.fill_(math.log(initial))
+        lr = model.ent_coef_optimizer.param_groups[0]["lr"]  # type: ignore[attr-defined]
+        model.ent_coef_optimizer = torch.optim.Adam([log_ent_coef], lr=lr)  # type: ignore[attr-defined]
+
+
+def _reinitialise(module: nn.Module, skip: str | None = None) -> None:
+    """Reset the parameters of every submodule that can (Linear layers), except ``skip``."""
+    for name, sub in module.named_modules():
+        if skip and name.startswith(skip):
+            continue
+        if hasattr(sub, "reset_parameters") and sub is not module:
+            sub.reset_parameters()
