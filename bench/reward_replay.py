@@ -6,6 +6,8 @@ per-step correlation of the learned with the true reward is measured on the run'
 replay buffer: the 10k rows stored before the session (what relabelling rewrote) and the
 5k rows after it (what the policy met next). Queries stay those the run selected, so this
 compares how well each setting learns from the same labels, not the query selection.
+The ``next_state`` variant tries a reward r(s, a, s') on the same labels (clips lose their last
+step, whose next state the label store does not hold).
 
     python bench/reward_replay.py --run runs/bench/HalfCheetah-v5__pebble_1000__2 \
         --variant raw normalized wide_normalized
@@ -31,6 +33,7 @@ from pebble.config import RewardModelConfig  # noqa: E402
 from pebble.label_store import LabelStore  # noqa: E402
 from pebble.labels import PreferenceDataset  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
+from teachers.contract import Query  # noqa: E402
 
 #: name -> settings of the ``reward`` config section that differ from the defaults
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -47,7 +50,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "narrow_64x2": {"reward_hidden": [64, 64]},
     "narrow_32": {"reward_hidden": [32]},
     "linear_reward": {"reward_hidden": []},
+    "next_state": {},
 }
+#: variants whose networks see the next state too, r(s, a, s'): an experiment only, not a
+#: library option. Each clip loses its last step (its next state is not stored in the label).
+NEXT_STATE = {"next_state"}
+
+
+def with_next_state(query: Query) -> Query:
+    """The query with each step's observation replaced by concat(s_t, s_t+1), H-1 steps."""
+    clips = tuple(
+        dataclasses.replace(
+            c,
+            observations=np.concatenate([c.observations[:-1], c.observations[1:]], axis=1),
+            actions=c.actions[:-1],
+            true_rewards=c.true_rewards[:-1],
+            mask=c.mask[:-1] & c.mask[1:],
+            render_states=None,
+        )
+        for c in query.clips
+    )
+    return dataclasses.replace(query, clips=clips)
 
 
 def correlation(model: RewardModel, obs: np.ndarray, act: np.ndarray, true: np.ndarray) -> float:
@@ -64,11 +87,15 @@ def replay(run: Path, variant: str, seed: int) -> dict:
     store.close()
     buffer, obs, act, true = final_buffer(run)
     steps = buffer.env_steps[: buffer.size()].reshape(-1)
+    next_state = variant in NEXT_STATE
+    if next_state:
+        obs = np.concatenate([obs, buffer.next_observations[: buffer.size()].reshape(len(obs), -1)], axis=1)
+    length = int(meta["segment_length"]) - (1 if next_state else 0)  # type: ignore[call-overload]
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = RewardModel.from_config(int(meta["obs_dim"]), int(meta["act_dim"]), settings)  # type: ignore[call-overload]
-    data = PreferenceDataset(model.obs_dim, model.act_dim, int(meta["query_size"]), int(meta["segment_length"]))  # type: ignore[call-overload]
+    model = RewardModel.from_config(obs.shape[1], int(meta["act_dim"]), settings)  # type: ignore[call-overload]
+    data = PreferenceDataset(model.obs_dim, model.act_dim, int(meta["query_size"]), length)  # type: ignore[call-overload]
     sessions = []
     tic = time.perf_counter()
     for session in sorted({r.session for r in rows}):
@@ -77,7 +104,7 @@ def replay(run: Path, variant: str, seed: int) -> dict:
         if model.needs_input_normalization:  # as the loop does: every row stored at the first session
             model.fit_input_normalization(obs[steps <= step], act[steps <= step])
         for r in given:
-            data.add(r.query, r.answer)
+            data.add(with_next_state(r.query) if next_state else r.query, r.answer)
         stats = model.train_session(data, rng)
         before = (steps > step - 10_000) & (steps <= step)
         after = (steps > step) & (steps <= step + 5_000)
