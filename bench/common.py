@@ -99,5 +99,5 @@ def final_buffer(run_dir: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray
         raise SystemExit(f"{run_dir} has no checkpoint with a replay buffer")
     with (latest / "replay_buffer.pkl").open("rb") as fh:
         buffer = pickle.load(fh)
-    obs, act = buffer.stored_inputs()
+    obs, act, _ = buffer.stored_inputs()
     return buffer, obs, act, buffer.true_rewards[: buffer.size()].reshape(-1)

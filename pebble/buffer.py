@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from pebble.state_entropy import StateEntropyReward
 from teachers.contract import Clip
 
-RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (obs, act, next_obs) -> reward
 
 
 class NonFiniteError(ValueError):
@@ -50,6 +50,7 @@ class Segments:
     env_index: np.ndarray  # (N,)
     start_step: np.ndarray  # (N,)
     render_states: np.ndarray | None = None  # (N, H, state_dim) simulator states, when recorded
+    next_obs: np.ndarray | None = None  # (N, H, obs_dim), the observation each action led to
 
     def __len__(self) -> int:
         return len(self.obs)
@@ -66,6 +67,7 @@ class Segments:
             env_index=int(self.env_index[i]),
             start_step=int(self.start_step[i]),
             render_states=None if self.render_states is None else self.render_states[i],
+            next_observations=None if self.next_obs is None else self.next_obs[i],
         )
 
 
@@ -138,7 +140,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         if self.render_states is not None:
             self.render_states[pos] = [info.get("render_state", 0.0) for info in infos]
         if self.reward_mode == "learned" and self.reward_fn is not None:
-            self.rewards[pos] = self.reward_fn(self.observations[pos], self.actions[pos])
+            self.rewards[pos] = self.reward_fn(self.observations[pos], self.actions[pos], self.next_observations[pos])
         self._running_true += true
         self._running_length += 1
         for env in np.flatnonzero(np.asarray(done).reshape(self.n_envs)):
@@ -218,17 +220,22 @@ class PreferenceReplayBuffer(ReplayBuffer):
         Rows are flattened over (row, env) and passed to ``reward_fn`` in chunks, which runs
         without gradients (see :meth:`pebble.reward_model.RewardModel.reward`).
         """
-        obs, act = self.stored_inputs()
+        obs, act, nxt = self.stored_inputs()
         flat = self.rewards[: self.size()].reshape(-1)  # a view: writes land in self.rewards
         for start in range(0, len(flat), chunk):
-            flat[start : start + chunk] = reward_fn(obs[start : start + chunk], act[start : start + chunk])
+            part = slice(start, start + chunk)
+            flat[part] = reward_fn(obs[part], act[part], nxt[part])
         return len(flat)
 
-    def stored_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Observations and actions of every stored row, flattened over env columns (views)."""
+    def stored_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Observations, actions and next observations of every stored row, flattened over env
+        columns (views)."""
         rows = self.size()
-        return self.observations[:rows].reshape(rows * self.n_envs, -1), self.actions[:rows].reshape(
-            rows * self.n_envs, -1
+        flat = rows * self.n_envs
+        return (
+            self.observations[:rows].reshape(flat, -1),
+            self.actions[:rows].reshape(flat, -1),
+            self.next_observations[:rows].reshape(flat, -1),
         )
 
     def chronological_rows(self) -> np.ndarray:
@@ -288,7 +295,17 @@ class PreferenceReplayBuffer(ReplayBuffer):
         col = envs[:, None]
         obs = self.observations[idx, col] * mask[..., None]
         act = self.actions[idx, col] * mask[..., None]
+        nxt = self.next_observations[idx, col] * mask[..., None]
         true = self.true_rewards[idx, col] * mask
         start = self.env_steps[idx[:, 0], envs]
         states = None if self.render_states is None else self.render_states[idx, col]
-        return Segments(obs.astype(np.float32), act.astype(np.float32), true, mask, envs.copy(), start, states)
+        return Segments(
+            obs.astype(np.float32),
+            act.astype(np.float32),
+            true,
+            mask,
+            envs.copy(),
+            start,
+            states,
+            nxt.astype(np.float32),
+        )

@@ -217,6 +217,11 @@ def _fit_reward(argv: list[str]) -> int:
     parser.add_argument("--reward-epochs", type=int, default=200, help="maximum epochs (default 200)")
     parser.add_argument("--accuracy-stop", type=float, default=0.97)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reward-next-state",
+        action="store_true",
+        help="fit r(s, a, s'): needs a store written with next states (schema version 2)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.test_fraction < 1:
         raise UsageError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")

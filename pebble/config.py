@@ -85,6 +85,11 @@ class RewardModelConfig:
         "Output of each reward network: linear (unbounded) or tanh (bounded in [-1, 1], the reference; "
         "see README, Performance).",
     )
+    reward_next_state: bool = opt(
+        False,
+        "Reward networks see the next observation too, r(s, a, s'), as MuJoCo's own rewards do (reference: "
+        "r(s, a); see README, Performance).",
+    )
     normalize_inputs: bool = opt(
         True, "Standardise reward-model inputs with statistics of the pre-training states (fixed at the first session)."
     )

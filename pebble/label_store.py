@@ -14,7 +14,11 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
             ranking TEXT,                          -- JSON list of clip indices, best first
             teacher TEXT, session INTEGER, env_step INTEGER, wall_time REAL,
             obs BLOB, actions BLOB, true_rewards BLOB, mask BLOB,   -- (K, H, .) float32 / bool
-            clip_meta TEXT)                        -- JSON: env index and start step of each clip
+            clip_meta TEXT,                        -- JSON: env index and start step of each clip
+            next_obs BLOB)                         -- (K, H, obs_dim) float32 or NULL (version 2)
+
+Version 1 stores (without ``next_obs``) are upgraded in place when opened for writing and
+read as they are otherwise; their clips have no next observations.
 
 Read it from any language with SQLite; :func:`read_labels` gives NumPy arrays.
 """
@@ -33,7 +37,7 @@ import numpy as np
 
 from teachers.contract import Answer, Clip, Query
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class LabelStoreError(ValueError):
@@ -75,7 +79,11 @@ class LabelStore:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0 and not read_only:
                 self._create()
-            elif version != SCHEMA_VERSION:
+            elif version == 1 and not read_only:
+                self.db.executescript(
+                    "BEGIN; ALTER TABLE answers ADD COLUMN next_obs BLOB; PRAGMA user_version = 2; COMMIT;"
+                )
+            elif version not in (1, SCHEMA_VERSION):
                 raise LabelStoreError(
                     f"label store {self.path} has schema version {version}, expected {SCHEMA_VERSION}"
                 )
@@ -102,9 +110,10 @@ class LabelStore:
                 actions BLOB NOT NULL,
                 true_rewards BLOB NOT NULL,
                 mask BLOB NOT NULL,
-                clip_meta TEXT NOT NULL
+                clip_meta TEXT NOT NULL,
+                next_obs BLOB
             );
-            PRAGMA user_version = 1;
+            PRAGMA user_version = 2;
             COMMIT;
             """
         )
@@ -133,7 +142,7 @@ class LabelStore:
         """Commit one answer (a skip too: it spent budget and must not be asked again)."""
         clips = query.clips
         self.db.execute(
-            "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 query.query_id,
                 answer.kind,
@@ -147,6 +156,9 @@ class LabelStore:
                 _blob(np.stack([c.true_rewards for c in clips]).astype(np.float32)),
                 _blob(np.stack([c.mask for c in clips]).astype(bool)),
                 json.dumps([{"env_index": c.env_index, "start_step": c.start_step} for c in clips]),
+                None
+                if any(c.next_observations is None for c in clips)
+                else _blob(np.stack([c.next_observations for c in clips]).astype(np.float32)),  # type: ignore[misc]
             ),
         )
 
@@ -172,11 +184,21 @@ class LabelStore:
 
 
 def _decode(row: tuple) -> StoredAnswer:
-    query_id, kind, ranking, teacher, session, env_step, wall_time, obs, act, true, mask, clip_meta = row
+    query_id, kind, ranking, teacher, session, env_step, wall_time, obs, act, true, mask, clip_meta = row[:12]
+    nxt = _array(row[12]) if len(row) > 12 and row[12] is not None else None  # version 1 rows have none
     obs, act, true, mask = _array(obs), _array(act), _array(true), _array(mask)
     metas = json.loads(clip_meta)
     clips = tuple(
-        Clip(obs[i], act[i], true[i], mask[i], int(m["env_index"]), int(m["start_step"])) for i, m in enumerate(metas)
+        Clip(
+            obs[i],
+            act[i],
+            true[i],
+            mask[i],
+            int(m["env_index"]),
+            int(m["start_step"]),
+            next_observations=None if nxt is None else nxt[i],
+        )
+        for i, m in enumerate(metas)
     )
     answer = Answer(kind, tuple(json.loads(ranking)))
     return StoredAnswer(Query(int(query_id), clips), answer, teacher, int(session), int(env_step), float(wall_time))

@@ -23,9 +23,14 @@ class PreferenceDataset:
     _true_rewards: Tensor
     _rankings: Tensor
     _equal: Tensor
+    _next_obs: Tensor
 
-    def __init__(self, obs_dim: int, act_dim: int, query_size: int, segment_length: int) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, query_size: int, segment_length: int, next_state: bool = False
+    ) -> None:
         self.obs_dim, self.act_dim, self.query_size, self.segment_length = obs_dim, act_dim, query_size, segment_length
+        #: also keep each clip's next observations (for a reward model r(s, a, s'))
+        self.next_state = next_state
         self._n = 0
         self._allocate(64)
 
@@ -39,6 +44,8 @@ class PreferenceDataset:
             "rankings": torch.zeros(capacity, k, dtype=torch.long),
             "equal": torch.zeros(capacity, dtype=torch.bool),
         }
+        if self.next_state:
+            new["next_obs"] = torch.zeros(capacity, k, h, self.obs_dim)
         for name, tensor in new.items():
             if self._n:
                 tensor[: self._n] = getattr(self, "_" + name)[: self._n]
@@ -54,6 +61,10 @@ class PreferenceDataset:
             raise ValueError("a skipped query is not a label")
         if query.size != self.query_size:
             raise ValueError(f"query has {query.size} clips, the dataset holds {self.query_size}")
+        if self.next_state and any(c.next_observations is None for c in query.clips):
+            raise ValueError(
+                f"query {query.query_id} has clips without next observations, which a reward r(s, a, s') needs"
+            )
         if self._n == self._capacity:
             self._allocate(2 * self._capacity)
         i = self._n
@@ -61,6 +72,8 @@ class PreferenceDataset:
         self._actions[i] = torch.as_tensor(np.stack([c.actions for c in query.clips]))
         self._mask[i] = torch.as_tensor(np.stack([c.mask for c in query.clips]))
         self._true_rewards[i] = torch.as_tensor(np.stack([c.true_rewards for c in query.clips]))
+        if self.next_state:
+            self._next_obs[i] = torch.as_tensor(np.stack([c.next_observations for c in query.clips]))  # type: ignore[misc]
         if answer.kind == "equal":
             self._rankings[i] = torch.arange(self.query_size)
             self._equal[i] = True
@@ -80,6 +93,12 @@ class PreferenceDataset:
     @property
     def mask(self) -> Tensor:
         return self._mask[: self._n]
+
+    @property
+    def next_obs(self) -> Tensor:
+        if not self.next_state:
+            raise AttributeError("this dataset keeps no next observations (next_state=False)")
+        return self._next_obs[: self._n]
 
     @property
     def true_rewards(self) -> Tensor:

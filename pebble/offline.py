@@ -21,6 +21,7 @@ def fit_reward(
     reward_epochs: int = 200,
     accuracy_stop: float = 0.97,
     seed: int = 0,
+    reward_next_state: bool = False,
     print_fn=print,
 ) -> dict[str, float]:
     """Train on a random (1 - test_fraction) of the labels, report accuracy on the rest."""
@@ -30,21 +31,31 @@ def fit_reward(
     source.close()
     if not rows:
         raise LabelStoreError(f"label store {store} holds no labels")
+    if reward_next_state and any(c.next_observations is None for r in rows for c in r.query.clips):
+        raise LabelStoreError(
+            f"label store {store}: its clips carry no next observations (stored by an older pebble), "
+            "which --reward-next-state needs"
+        )
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     n_test = int(round(test_fraction * len(rows)))
     obs_dim, act_dim = int(meta["obs_dim"]), int(meta["act_dim"])  # type: ignore[call-overload]
     k, h = int(meta["query_size"]), int(meta["segment_length"])  # type: ignore[call-overload]
-    train, test = PreferenceDataset(obs_dim, act_dim, k, h), PreferenceDataset(obs_dim, act_dim, k, h)
+    train = PreferenceDataset(obs_dim, act_dim, k, h, reward_next_state)
+    test = PreferenceDataset(obs_dim, act_dim, k, h, reward_next_state)
     for i, index in enumerate(order):
         (test if i < n_test else train).add(rows[index].query, rows[index].answer)
     model = RewardModel(
         obs_dim, act_dim, reward_hidden or [128, 128, 128], ensemble_size, max_epochs=reward_epochs,
-        accuracy_stop=accuracy_stop,
+        accuracy_stop=accuracy_stop, next_state=reward_next_state,
     )  # fmt: skip
     real = train.mask.bool()  # padded steps after a termination are not states the model sees
-    model.fit_input_normalization(train.obs[real].numpy(), train.actions[real].numpy())
+    model.fit_input_normalization(
+        train.obs[real].numpy(),
+        train.actions[real].numpy(),
+        train.next_obs[real].numpy() if reward_next_state else None,
+    )
     stats = model.train_session(train, rng)
     test_loss, test_acc = model.evaluate(test)
     result = {

@@ -24,7 +24,8 @@ import torch
 
 from pebble.buffer import PreferenceReplayBuffer, Segments
 
-ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (obs, act, mask) -> (M, C, K)
+#: (obs, act, mask, next_obs) -> (M, C, K) per-member clip scores
+ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def _first_choice(scores: np.ndarray) -> np.ndarray:
@@ -87,7 +88,8 @@ def select_queries(
     if scheme in ("kcenter",):
         keep = np.arange(candidates)
     else:
-        scores = score_fn(grouped(clips.obs), grouped(clips.actions), grouped(clips.mask))
+        assert clips.next_obs is not None  # buffer clips always carry them
+        scores = score_fn(grouped(clips.obs), grouped(clips.actions), grouped(clips.mask), grouped(clips.next_obs))
         value = disagreement(scores) if scheme.endswith("disagreement") else entropy(scores)
         order = np.argsort(-value, kind="stable")
         keep = order[: max(count, candidates // 2)] if scheme.startswith("kcenter") else order[:count]

@@ -95,10 +95,13 @@ class RewardModel:
         normalize_inputs: bool = True,
         output: str = "linear",
         weight_decay: float = 0.0,
+        next_state: bool = False,
     ) -> None:
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.batch_size, self.max_epochs, self.accuracy_stop = batch_size, max_epochs, accuracy_stop
-        self.ensemble = Ensemble(obs_dim + act_dim, hidden, members, output)
+        #: r(s, a, s') instead of r(s, a): inputs are concat(s, a, s')
+        self.next_state = next_state
+        self.ensemble = Ensemble(obs_dim * (2 if next_state else 1) + act_dim, hidden, members, output)
         # Decoupled decay (AdamW): an L2 term in the gradient would be rescaled by Adam's
         # per-weight step sizes and regularise the rarely-updated weights least.
         self.optimizer = torch.optim.Adam(
@@ -121,6 +124,7 @@ class RewardModel:
             config.normalize_inputs,
             config.reward_output,
             config.reward_weight_decay,
+            config.reward_next_state,
         )
 
     @property
@@ -132,8 +136,8 @@ class RewardModel:
         """True until ``fit_input_normalization`` has fixed the statistics (if enabled)."""
         return self.normalize_inputs and not bool(self.ensemble.input_fitted)
 
-    def fit_input_normalization(self, obs: np.ndarray, actions: np.ndarray) -> None:
-        """Fix the input mean and std from N transitions (N, obs_dim), (N, act_dim).
+    def fit_input_normalization(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None = None) -> None:
+        """Fix the input mean and std from N transitions (N, obs_dim), (N, act_dim), (N, obs_dim).
 
         Called once, before the first training; later sessions keep these statistics, since
         moving them would silently change what the trained networks compute. Features that
@@ -141,7 +145,7 @@ class RewardModel:
         """
         if not self.normalize_inputs or len(obs) == 0:
             return
-        x = _inputs(obs, actions).double()
+        x = self._inputs(obs, actions, next_obs).double()
         std = x.std(0, correction=0)
         self.ensemble.input_mean.copy_(x.mean(0).float())
         self.ensemble.input_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
@@ -149,19 +153,26 @@ class RewardModel:
 
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()
-    def reward(self, obs: np.ndarray, actions: np.ndarray, chunk: int = 65536) -> np.ndarray:
-        """Mean learned reward of N transitions: (N, obs_dim), (N, act_dim) -> (N,) float32."""
+    def reward(
+        self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None = None, chunk: int = 65536
+    ) -> np.ndarray:
+        """Mean learned reward of N transitions: (N, obs_dim), (N, act_dim), (N, obs_dim) -> (N,)
+        float32. ``next_obs`` is needed only by a model with ``next_state``."""
         out = np.empty(len(obs), dtype=np.float32)
         for start in range(0, len(obs), chunk):
-            x = _inputs(obs[start : start + chunk], actions[start : start + chunk])
-            out[start : start + chunk] = self.ensemble(x).mean(0).numpy()
+            part = slice(start, start + chunk)
+            x = self._inputs(obs[part], actions[part], None if next_obs is None else next_obs[part])
+            out[part] = self.ensemble(x).mean(0).numpy()
         return out
 
     @torch.inference_mode()
-    def clip_scores(self, obs: np.ndarray, actions: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def clip_scores(
+        self, obs: np.ndarray, actions: np.ndarray, mask: np.ndarray, next_obs: np.ndarray | None = None
+    ) -> np.ndarray:
         """Per-member summed reward of clips: (..., H, d) arrays -> (M, ...) scores."""
         lead = mask.shape[:-1]
-        x = _inputs(obs.reshape(-1, self.obs_dim), actions.reshape(-1, self.act_dim))
+        nxt = None if next_obs is None else next_obs.reshape(-1, self.obs_dim)
+        x = self._inputs(obs.reshape(-1, self.obs_dim), actions.reshape(-1, self.act_dim), nxt)
         rewards = self.ensemble(x).reshape(self.members, *mask.shape) * torch.as_tensor(mask, dtype=torch.float32)
         return rewards.sum(-1).reshape(self.members, *lead).numpy()
 
@@ -170,7 +181,8 @@ class RewardModel:
         """Scores (M, b, K) of the queries ``index`` (M, b): each member sees its own batch."""
         obs, act, mask = data.obs[index], data.actions[index], data.mask[index]  # (M, b, K, H, .)
         m, b, k, h = mask.shape
-        x = torch.cat([obs, act], dim=-1).reshape(m, b * k * h, -1)
+        parts = [obs, act] + ([data.next_obs[index]] if self.next_state else [])
+        x = torch.cat(parts, dim=-1).reshape(m, b * k * h, -1)
         return (self.ensemble(x).reshape(m, b, k, h) * mask).sum(-1)
 
     def evaluate(self, data: PreferenceDataset, start: int = 0) -> tuple[float, float]:
@@ -232,6 +244,7 @@ class RewardModel:
             "optimizer": self.optimizer.state_dict(),
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
+            "next_state": self.next_state,
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -240,6 +253,9 @@ class RewardModel:
                 f"reward model was trained for obs/action dims {state['obs_dim']}/{state['act_dim']}, "
                 f"not {self.obs_dim}/{self.act_dim}"
             )
+        if bool(state.get("next_state", False)) != self.next_state:
+            saved = "r(s, a, s')" if state.get("next_state") else "r(s, a)"
+            raise ValueError(f"reward model was trained as {saved} (--reward-next-state must match)")
         weights = dict(state["ensemble"])  # type: ignore[call-overload]
         if "input_fitted" not in weights:  # saved before inputs were normalised: keep them raw
             weights.update(
@@ -256,6 +272,10 @@ class RewardModel:
     def load(self, path: str | Path) -> None:
         self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
-
-def _inputs(obs: np.ndarray, actions: np.ndarray) -> Tensor:
-    return torch.as_tensor(np.concatenate([obs, actions], axis=-1), dtype=torch.float32)
+    def _inputs(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None) -> Tensor:
+        """The network input concat(s, a) or, with ``next_state``, concat(s, a, s')."""
+        if not self.next_state:
+            return torch.as_tensor(np.concatenate([obs, actions], axis=-1), dtype=torch.float32)
+        if next_obs is None:
+            raise ValueError("this reward model is r(s, a, s') and needs the next observations")
+        return torch.as_tensor(np.concatenate([obs, actions, next_obs], axis=-1), dtype=torch.float32)

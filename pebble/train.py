@@ -226,7 +226,13 @@ def build(
     reward_model = dataset = store = None
     if not config.true_reward:
         reward_model = RewardModel.from_config(obs_dim, act_dim, config.reward)
-        dataset = PreferenceDataset(obs_dim, act_dim, config.feedback.query_size, config.feedback.segment_length)
+        dataset = PreferenceDataset(
+            obs_dim,
+            act_dim,
+            config.feedback.query_size,
+            config.feedback.segment_length,
+            config.reward.reward_next_state,
+        )
         for query, answer in external:
             dataset.add(query, answer)
         store = LabelStore(run_dir / "labels.db", meta)
@@ -264,7 +270,13 @@ def _read_external_labels(config: Config, meta: dict[str, Any]) -> list[tuple[An
                 raise LabelStoreError(
                     f"--labels-from {path}: its {key} is {theirs.get(key)}, this run needs {meta[key]}"
                 )
-        return [(row.query, row.answer) for row in source if row.answer.kind != "skip"]
+        labels = [(row.query, row.answer) for row in source if row.answer.kind != "skip"]
+        if config.reward.reward_next_state and any(c.next_observations is None for q, _ in labels for c in q.clips):
+            raise LabelStoreError(
+                f"--labels-from {path}: its clips carry no next observations (stored by an older pebble), "
+                "which --reward-next-state needs"
+            )
+        return labels
     finally:
         source.close()
 

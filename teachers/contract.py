@@ -42,6 +42,8 @@ class Clip:
     env_index: int = 0  #: which environment copy produced the clip
     start_step: int = 0  #: global environment step at which the clip starts
     render_states: np.ndarray | None = None  #: optional (H, n) simulator states to render the clip
+    #: optional (H, obs_dim), the observation each action led to (for rewards r(s, a, s'))
+    next_observations: np.ndarray | None = None
 
     @property
     def length(self) -> int:

@@ -7,8 +7,8 @@ import pytest
 from conftest import ACT_DIM, OBS_DIM, fill, make_buffer
 
 
-def obs_sum_reward(obs: np.ndarray, act: np.ndarray) -> np.ndarray:
-    return (obs.sum(1) + act.sum(1)).astype(np.float32)
+def obs_sum_reward(obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+    return (obs.sum(1) + act.sum(1) + 10 * next_obs.sum(1)).astype(np.float32)
 
 
 @pytest.mark.parametrize("n_envs", [1, 2])
@@ -19,7 +19,7 @@ def test_relabel_covers_whole_buffer_after_wraparound(n_envs: int) -> None:
     buffer.rewards[:] = -999.0  # stale rewards everywhere
     rows = buffer.relabel(obs_sum_reward, chunk=7)  # a chunk size that does not divide the rows
     assert rows == buffer.buffer_size * n_envs == 50  # SB3 splits the capacity over the envs
-    expected = buffer.observations.sum(-1) + buffer.actions.sum(-1)
+    expected = buffer.observations.sum(-1) + buffer.actions.sum(-1) + 10 * buffer.next_observations.sum(-1)
     np.testing.assert_allclose(buffer.rewards, expected, rtol=1e-6)
 
 
@@ -29,7 +29,11 @@ def test_new_rows_get_learned_reward_when_stored() -> None:
     buffer.reward_fn = obs_sum_reward
     fill(buffer, [[5, 5], [4, 6]])
     rows = buffer.size()
-    expected = buffer.observations[:rows].sum(-1) + buffer.actions[:rows].sum(-1)
+    expected = (
+        buffer.observations[:rows].sum(-1)
+        + buffer.actions[:rows].sum(-1)
+        + 10 * buffer.next_observations[:rows].sum(-1)
+    )
     np.testing.assert_allclose(buffer.rewards[:rows], expected, rtol=1e-6)
     # true rewards are kept beside the learned ones
     assert buffer.true_rewards[:rows].max() > 0
@@ -117,7 +121,7 @@ def test_non_finite_environment_output_is_refused() -> None:
 def test_finished_episodes_report_true_and_learned_returns() -> None:
     buffer = make_buffer(size=50)
     buffer.reward_mode = "learned"
-    buffer.reward_fn = lambda o, a: np.full(len(o), 2.0, np.float32)
+    buffer.reward_fn = lambda o, a, n: np.full(len(o), 2.0, np.float32)
     fill(buffer, [[4, 6]])
     episodes = buffer.drain_finished_episodes()
     assert [e.length for e in episodes] == [4, 6]

@@ -10,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from pebble import checkpoint
 from pebble.cli import main
+from pebble.label_store import LabelStore
 
 RUN = [
     "--env", "Hopper-v5", "--total-steps", "1400", "--seed-steps", "200", "--unsup-steps", "200",
@@ -156,3 +158,37 @@ def test_labels_from_warm_starts_a_new_run_and_fit_reward(tmp_path: Path, refere
     assert "on 60 labels" in out
     assert len(labels(run_dir)) == 30
     shutil.rmtree(run_dir)
+
+
+def test_clips_keep_their_next_states_and_an_older_store_is_upgraded(tmp_path: Path, reference: Path, capsys) -> None:
+    store = LabelStore(reference / "labels.db", read_only=True)
+    rows = list(store)
+    store.close()
+    for row in rows:
+        for clip in row.query.clips:
+            real = int(clip.mask.sum())
+            assert clip.next_observations is not None and clip.next_observations.shape == clip.observations.shape
+            # one episode, consecutive steps: each step's next state is the following step's state
+            np.testing.assert_array_equal(clip.next_observations[: real - 1], clip.observations[1:real])
+    # a store written before next states were kept (schema version 1)
+    old = tmp_path / "old.db"
+    with sqlite3.connect(reference / "labels.db") as src, sqlite3.connect(old) as dst:
+        src.backup(dst)
+    with sqlite3.connect(old) as db:
+        db.executescript("ALTER TABLE answers DROP COLUMN next_obs; PRAGMA user_version = 1;")
+    readonly = LabelStore(old, read_only=True)
+    assert all(c.next_observations is None for r in readonly for c in r.query.clips)
+    readonly.close()
+    argv = ["train", *RUN, "--total-steps", "600", "--reward-next-state", "--labels-from", str(old)]
+    assert main([*argv, "--run-dir", str(tmp_path / "refused")]) == 2
+    assert "carry no next observations" in capsys.readouterr().err
+    assert (
+        main(["train", *RUN, "--total-steps", "600", "--labels-from", str(old), "--run-dir", str(tmp_path / "sa")]) == 0
+    )
+    LabelStore(old).close()  # opened for writing: upgraded in place, its labels kept
+    with sqlite3.connect(old) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == len(rows)
+    run_dir = tmp_path / "next_state"
+    assert main(["train", *RUN, "--total-steps", "600", "--reward-next-state", "--run-dir", str(run_dir)]) == 0
+    assert torch.load(run_dir / "reward_model.pt", weights_only=False)["next_state"] is True

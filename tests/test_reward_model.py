@@ -8,7 +8,7 @@ import torch
 
 from pebble.labels import PreferenceDataset
 from pebble.reward_model import RewardModel
-from teachers.contract import Clip, Query, TeachingContext
+from teachers.contract import Answer, Clip, Query, TeachingContext
 from teachers.scripted import ScriptedTeacher
 
 OBS, ACT, H = 4, 2, 10
@@ -70,6 +70,40 @@ def test_weight_decay_shrinks_the_networks_and_a_linear_reward_needs_no_hidden_l
     linear.train_session(data, np.random.default_rng(0))
     _, accuracy = linear.evaluate(make_labels(200, rng, theta))
     assert accuracy > 0.9  # the true reward is linear in the inputs
+
+
+def test_a_reward_of_the_next_state_is_learned_only_with_next_state_inputs() -> None:
+    """r = <theta, s'> with s' independent of (s, a): r(s, a) cannot see it, r(s, a, s') can."""
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=OBS)
+
+    def labels(n: int) -> PreferenceDataset:
+        data = PreferenceDataset(OBS, ACT, 2, H, next_state=True)
+        context = TeachingContext(0, 0, rng)
+        for i in range(n):
+            clips = []
+            for _ in range(2):
+                obs, nxt = rng.normal(size=(2, H, OBS)).astype(np.float32)
+                act = rng.uniform(-1, 1, size=(H, ACT)).astype(np.float32)
+                clips.append(Clip(obs, act, (nxt @ theta).astype(np.float32), np.ones(H, bool), next_observations=nxt))
+            query = Query(i, tuple(clips))
+            data.add(query, ScriptedTeacher().judge(query, context))
+        return data
+
+    train, test = labels(300), labels(200)
+    accuracy = {}
+    for next_state in (False, True):
+        torch.manual_seed(0)
+        model = RewardModel(OBS, ACT, [32], members=2, lr=3e-3, max_epochs=60, next_state=next_state)
+        model.train_session(train, np.random.default_rng(0))
+        accuracy[next_state] = model.evaluate(test)[1]
+    assert accuracy[True] > 0.85 and 0.35 < accuracy[False] < 0.65
+    with pytest.raises(ValueError, match="next observations"):
+        model.reward(rng.normal(size=(3, OBS)), rng.normal(size=(3, ACT)))
+    without_next = Clip(np.zeros((H, OBS), np.float32), np.zeros((H, ACT), np.float32), np.zeros(H, np.float32),
+                        np.ones(H, bool))  # fmt: skip
+    with pytest.raises(ValueError, match="without next observations"):
+        train.add(Query(999, (without_next, without_next)), Answer("ranking", (0, 1)))
 
 
 def test_unknown_reward_output_is_refused() -> None:
