@@ -29,10 +29,10 @@ QUANTILES = [0, 10, 25, 50, 75, 90, 99, 100]
 def calibration(run: Path) -> dict:
     # from_plain gives runs made before an option existed the value they were trained with
     reward = config.from_plain(config.load_file(run / "config.json")).reward
-    _, obs, act, true = final_buffer(run)
+    buffer, obs, act, true = final_buffer(run)
     model = RewardModel.from_config(obs.shape[1], act.shape[1], reward)
     model.load(run / "reward_model.pt")
-    learned = model.reward(obs, act)
+    learned = model.reward(obs, act, buffer.stored_inputs()[2])
     edges = np.percentile(true, QUANTILES)
     bins = []
     for (q_lo, q_hi), lo, hi in zip(zip(QUANTILES[:-1], QUANTILES[1:]), edges[:-1], edges[1:]):
