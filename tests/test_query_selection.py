@@ -10,7 +10,7 @@ from pebble.config import QUERY_SCHEMES
 from pebble.query_selection import disagreement, entropy, kcenter, select_queries
 
 
-def score_by_obs(obs: np.ndarray, act: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def score_by_obs(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
     """Members disagree in proportion to the clips' first observation coordinate."""
     first = obs[..., 0, 0]  # (C, K)
     return np.stack([first * 0.0, first * 0.01, -first * 0.01])
@@ -30,9 +30,9 @@ def test_disagreement_selects_the_most_disputed(rng: np.random.Generator) -> Non
     buffer = make_buffer(500)
     fill(buffer, [[40] * 10])
     clips = select_queries("disagreement", buffer, 5, 2, 8, 10, rng, score_by_obs, np.zeros((0, 0)))
-    chosen = disagreement(score_by_obs(clips.obs.reshape(5, 2, 8, 3), None, None))  # type: ignore[arg-type]
+    chosen = disagreement(score_by_obs(clips.obs.reshape(5, 2, 8, 3), None, None, None))  # type: ignore[arg-type]
     pool = buffer.sample_clips(2000, 8, np.random.default_rng(1))
-    typical = disagreement(score_by_obs(pool.obs.reshape(1000, 2, 8, 3), None, None))  # type: ignore[arg-type]
+    typical = disagreement(score_by_obs(pool.obs.reshape(1000, 2, 8, 3), None, None, None))  # type: ignore[arg-type]
     assert chosen.min() > np.median(typical)
 
 
