@@ -35,7 +35,7 @@ from pebble.labels import PreferenceDataset  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 from teachers.contract import Query  # noqa: E402
 
-#: name -> settings of the ``reward`` config section that differ from the defaults
+#: name -> settings of the ``reward`` config section that differ from the defaults (with r(s, a))
 VARIANTS: dict[str, dict[str, Any]] = {
     "raw": {"normalize_inputs": False, "reward_output": "tanh"},
     "normalized": {"reward_output": "tanh"},
@@ -80,7 +80,8 @@ def correlation(model: RewardModel, obs: np.ndarray, act: np.ndarray, true: np.n
 
 
 def replay(run: Path, variant: str, seed: int) -> dict:
-    settings = dataclasses.replace(RewardModelConfig(), **VARIANTS[variant])
+    # today's defaults but r(s, a): the labels of runs made before next states were stored lack them
+    settings = dataclasses.replace(RewardModelConfig(), reward_next_state=False, **VARIANTS[variant])
     store = LabelStore(run / "labels.db", read_only=True)
     meta = store.meta
     rows = [r for r in store if r.answer.kind != "skip"]

@@ -219,8 +219,9 @@ def _fit_reward(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--reward-next-state",
-        action="store_true",
-        help="fit r(s, a, s'): needs a store written with next states (schema version 2)",
+        action=argparse.BooleanOptionalAction,
+        default=Config().reward.reward_next_state,
+        help="fit r(s, a, s') (default), which needs a store written with next states (schema version 2)",
     )
     args = parser.parse_args(argv)
     if not 0 <= args.test_fraction < 1:

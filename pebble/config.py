@@ -86,9 +86,9 @@ class RewardModelConfig:
         "see README, Performance).",
     )
     reward_next_state: bool = opt(
-        False,
-        "Reward networks see the next observation too, r(s, a, s'), as MuJoCo's own rewards do (reference: "
-        "r(s, a); see README, Performance).",
+        True,
+        "Reward networks see the next observation too, r(s, a, s'), as MuJoCo's own rewards do; "
+        "--no-reward-next-state: r(s, a), the reference (see README, Performance).",
     )
     normalize_inputs: bool = opt(
         True, "Standardise reward-model inputs with statistics of the pre-training states (fixed at the first session)."
@@ -346,6 +346,7 @@ def _copy(config: Config) -> Config:
 LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("reward", "normalize_inputs"): False,
     ("reward", "reward_output"): "tanh",
+    ("reward", "reward_next_state"): False,
 }
 
 

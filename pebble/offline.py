@@ -34,7 +34,7 @@ def fit_reward(
     if reward_next_state and any(c.next_observations is None for r in rows for c in r.query.clips):
         raise LabelStoreError(
             f"label store {store}: its clips carry no next observations (stored by an older pebble), "
-            "which --reward-next-state needs"
+            "which a reward r(s, a, s') needs: add --no-reward-next-state"
         )
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -274,7 +274,7 @@ def _read_external_labels(config: Config, meta: dict[str, Any]) -> list[tuple[An
         if config.reward.reward_next_state and any(c.next_observations is None for q, _ in labels for c in q.clips):
             raise LabelStoreError(
                 f"--labels-from {path}: its clips carry no next observations (stored by an older pebble), "
-                "which --reward-next-state needs"
+                "which a reward r(s, a, s') needs: add --no-reward-next-state"
             )
         return labels
     finally:

@@ -45,15 +45,24 @@ def test_saved_config_round_trips(tmp_path) -> None:
 
 
 def test_saved_config_from_before_a_default_changed_keeps_the_old_value() -> None:
-    """A run saved before --reward-output and --normalize-inputs existed used tanh and raw
-    inputs; it must resume that way, while a new run (or a partial config file) gets today's defaults."""
+    """A run saved before --reward-output, --normalize-inputs and --reward-next-state existed used
+    tanh, raw inputs and r(s, a); it must resume that way, while a new run (or a partial config
+    file) gets today's defaults."""
     saved = cfg.to_dict(cfg.Config())
-    for name in ("reward_output", "normalize_inputs"):
+    for name in ("reward_output", "normalize_inputs", "reward_next_state"):
         del saved["reward"][name]
     old = cfg.from_plain(saved)
-    assert (old.reward.reward_output, old.reward.normalize_inputs) == ("tanh", False)
+    assert (old.reward.reward_output, old.reward.normalize_inputs, old.reward.reward_next_state) == (
+        "tanh",
+        False,
+        False,
+    )
     new = cfg.Config()
-    assert (new.reward.reward_output, new.reward.normalize_inputs) == ("linear", True)
+    assert (new.reward.reward_output, new.reward.normalize_inputs, new.reward.reward_next_state) == (
+        "linear",
+        True,
+        True,
+    )
     assert cfg.from_dict({"reward": {"reward_epochs": 10}}).reward.reward_output == "linear"
     explicit = cfg.to_dict(cfg.Config())
     explicit["reward"]["reward_output"] = "linear"

@@ -59,7 +59,10 @@ def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
     with (latest(run_dir) / "replay_buffer.pkl").open("rb") as fh:
         buffer = pickle.load(fh)
     rows = buffer.size()
-    inputs = np.concatenate([buffer.observations[:rows, 0], buffer.actions[:rows, 0]], 1)
+    # the default reward is r(s, a, s'): its inputs are concat(s, a, s')
+    inputs = np.concatenate(
+        [buffer.observations[:rows, 0], buffer.actions[:rows, 0], buffer.next_observations[:rows, 0]], 1
+    )
     pretraining = inputs[buffer.env_steps[:rows, 0] < 500]
     assert bool(stats["input_fitted"]) and len(pretraining) == 499
     np.testing.assert_allclose(stats["input_mean"].numpy(), pretraining.mean(0), rtol=1e-4, atol=1e-5)

@@ -179,16 +179,18 @@ def test_clips_keep_their_next_states_and_an_older_store_is_upgraded(tmp_path: P
     readonly = LabelStore(old, read_only=True)
     assert all(c.next_observations is None for r in readonly for c in r.query.clips)
     readonly.close()
-    argv = ["train", *RUN, "--total-steps", "600", "--reward-next-state", "--labels-from", str(old)]
+    argv = ["train", *RUN, "--total-steps", "600", "--labels-from", str(old)]  # r(s, a, s'), the default
     assert main([*argv, "--run-dir", str(tmp_path / "refused")]) == 2
     assert "carry no next observations" in capsys.readouterr().err
-    assert (
-        main(["train", *RUN, "--total-steps", "600", "--labels-from", str(old), "--run-dir", str(tmp_path / "sa")]) == 0
-    )
+    assert main(["fit-reward", str(old)]) == 2
+    assert "--no-reward-next-state" in capsys.readouterr().err
+    assert main(["fit-reward", str(reference / "labels.db"), "--reward-hidden", "32"]) == 0
+    assert main(["fit-reward", str(old), "--no-reward-next-state", "--reward-hidden", "32"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert main([*argv, "--no-reward-next-state", "--run-dir", str(tmp_path / "sa")]) == 0
+    assert torch.load(tmp_path / "sa" / "reward_model.pt", weights_only=False)["next_state"] is False
     LabelStore(old).close()  # opened for writing: upgraded in place, its labels kept
     with sqlite3.connect(old) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == len(rows)
-    run_dir = tmp_path / "next_state"
-    assert main(["train", *RUN, "--total-steps", "600", "--reward-next-state", "--run-dir", str(run_dir)]) == 0
-    assert torch.load(run_dir / "reward_model.pt", weights_only=False)["next_state"] is True
+    assert torch.load(reference / "reward_model.pt", weights_only=False)["next_state"] is True
