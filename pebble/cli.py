@@ -41,7 +41,15 @@ class UsageError(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but errors are one line (with a close-match hint) instead of usage + error."""
+    """argparse, but errors are one line (with a close-match hint) instead of usage + error.
+
+    Abbreviated flags are refused: ``--reward-next-stat`` must not silently start a run as
+    ``--reward-next-state``, and a prefix accepted today could turn ambiguous as flags are added.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments"):

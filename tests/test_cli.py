@@ -82,6 +82,7 @@ def test_toml_config(tmp_path) -> None:
     ("argv", "message"),
     [
         (["train", "--max-feedbak", "10"], "did you mean --max-feedback"),
+        (["train", "--reward-next-stat"], "did you mean --reward-next-state"),  # no abbreviations
         (["train", "--max-feedback", "ten"], "invalid int value"),
         (["train", "--max-feedback", "0"], "--max-feedback must be positive"),
         (["train", "--query-size", "1"], "--query-size must be at least 2"),
