@@ -29,7 +29,7 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +202,16 @@ def _decode(row: tuple) -> StoredAnswer:
     )
     answer = Answer(kind, tuple(json.loads(ranking)))
     return StoredAnswer(Query(int(query_id), clips), answer, teacher, int(session), int(env_step), float(wall_time))
+
+
+def require_next_states(queries: Iterable[Query], source: str) -> None:
+    """Refuse labels whose clips have no next observations (rows of a version 1 store), which
+    a reward r(s, a, s') needs; ``source`` names them in the one-line message."""
+    if any(clip.next_observations is None for query in queries for clip in query.clips):
+        raise LabelStoreError(
+            f"{source}: its clips carry no next observations (stored by an older pebble), "
+            "which a reward r(s, a, s') needs: add --no-reward-next-state"
+        )
 
 
 def read_labels(path: str | Path) -> dict[str, np.ndarray]:

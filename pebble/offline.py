@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pebble.label_store import LabelStore, LabelStoreError
+from pebble.label_store import LabelStore, LabelStoreError, require_next_states
 from pebble.labels import PreferenceDataset
 from pebble.reward_model import RewardModel
 
@@ -31,11 +31,8 @@ def fit_reward(
     source.close()
     if not rows:
         raise LabelStoreError(f"label store {store} holds no labels")
-    if reward_next_state and any(c.next_observations is None for r in rows for c in r.query.clips):
-        raise LabelStoreError(
-            f"label store {store}: its clips carry no next observations (stored by an older pebble), "
-            "which a reward r(s, a, s') needs: add --no-reward-next-state"
-        )
+    if reward_next_state:
+        require_next_states((r.query for r in rows), f"label store {store}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))

@@ -31,7 +31,7 @@ from pebble.buffer import PreferenceReplayBuffer
 from pebble.checkpoint import CheckpointError
 from pebble.config import Config, ConfigError
 from pebble.faults import crash_point
-from pebble.label_store import LabelStore, LabelStoreError
+from pebble.label_store import LabelStore, LabelStoreError, require_next_states
 from pebble.labels import PreferenceDataset
 from pebble.loop import PebbleLoop
 from pebble.reward_model import RewardModel
@@ -271,11 +271,8 @@ def _read_external_labels(config: Config, meta: dict[str, Any]) -> list[tuple[An
                     f"--labels-from {path}: its {key} is {theirs.get(key)}, this run needs {meta[key]}"
                 )
         labels = [(row.query, row.answer) for row in source if row.answer.kind != "skip"]
-        if config.reward.reward_next_state and any(c.next_observations is None for q, _ in labels for c in q.clips):
-            raise LabelStoreError(
-                f"--labels-from {path}: its clips carry no next observations (stored by an older pebble), "
-                "which a reward r(s, a, s') needs: add --no-reward-next-state"
-            )
+        if config.reward.reward_next_state:
+            require_next_states((query for query, _ in labels), f"--labels-from {path}")
         return labels
     finally:
         source.close()
