@@ -32,8 +32,7 @@ def reset_critic(model: OffPolicyAlgorithm) -> None:
     _reinitialise(critic, skip="features_extractor" if shared else None)
     policy.critic_target.load_state_dict(critic.state_dict())
     params = [p for n, p in critic.named_parameters() if not (shared and "features_extractor" in n)]
-    old = critic.optimizer
-    critic.optimizer = policy.optimizer_class(params, lr=old.param_groups[0]["lr"], **policy.optimizer_kwargs)
+    critic.optimizer = _fresh_optimizer(policy, critic.optimizer, params)
 
 
 def reset_actor(model: OffPolicyAlgorithm) -> None:
@@ -51,10 +50,7 @@ def reset_actor(model: OffPolicyAlgorithm) -> None:
     _reinitialise(actor)
     if getattr(policy, "actor_target", None) is not None:
         policy.actor_target.load_state_dict(actor.state_dict())
-    old = actor.optimizer
-    actor.optimizer = policy.optimizer_class(
-        actor.parameters(), lr=old.param_groups[0]["lr"], **policy.optimizer_kwargs
-    )
+    actor.optimizer = _fresh_optimizer(policy, actor.optimizer, list(actor.parameters()))
     ent_coef = getattr(model, "ent_coef", None)
     if isinstance(ent_coef, str) and ent_coef.startswith("auto"):  # SAC's learned temperature
         initial = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0  # SB3's rule
@@ -63,6 +59,12 @@ def reset_actor(model: OffPolicyAlgorithm) -> None:
             log_ent_coef.fill_(math.log(initial))
         lr = model.ent_coef_optimizer.param_groups[0]["lr"]  # type: ignore[attr-defined]
         model.ent_coef_optimizer = torch.optim.Adam([log_ent_coef], lr=lr)  # type: ignore[attr-defined]
+
+
+def _fresh_optimizer(policy: Any, old: torch.optim.Optimizer, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """A new optimiser of the policy's class over ``params``, at ``old``'s current learning rate
+    (SB3 schedules may have changed it since construction), with no moment estimates."""
+    return policy.optimizer_class(params, lr=old.param_groups[0]["lr"], **policy.optimizer_kwargs)
 
 
 def _reinitialise(module: nn.Module, skip: str | None = None) -> None:
