@@ -5,6 +5,7 @@ python bench/scaling.py
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -27,9 +28,16 @@ def main() -> None:
     torch.set_num_threads(1)
     env = gym.make("HalfCheetah-v5")
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    cfg = Config().reward
-    model = RewardModel(obs_dim, act_dim, cfg.reward_hidden, cfg.ensemble_size)
+    cfg = Config().reward  # today's default reward model, r(s, a, s') unless the default changes
     rng = np.random.default_rng(0)
+    model = RewardModel.from_config(obs_dim, act_dim, cfg)
+    fit_rows = 10_000  # a run fixes the input statistics from the steps stored before the first session
+    sample = (
+        rng.normal(size=(fit_rows, obs_dim)),
+        rng.uniform(-1, 1, (fit_rows, act_dim)),
+        rng.normal(size=(fit_rows, obs_dim)),
+    )
+    model.fit_input_normalization(*sample)
 
     buffer = PreferenceReplayBuffer(1_000_000, env.observation_space, env.action_space, device="cpu")
     arrays = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts", "true_rewards",
@@ -40,6 +48,7 @@ def main() -> None:
     for rows in (10_000, 100_000, 1_000_000):
         buffer.pos, buffer.full = rows % buffer.buffer_size, rows == buffer.buffer_size
         buffer.observations[:rows] = rng.normal(size=(rows, 1, obs_dim))
+        buffer.next_observations[:rows] = rng.normal(size=(rows, 1, obs_dim))
         tic = time.perf_counter()
         buffer.relabel(model.reward)
         relabel[rows] = time.perf_counter() - tic
@@ -48,14 +57,22 @@ def main() -> None:
     training = {}
     h = Config().feedback.segment_length
     for labels in (100, 300, 1000, 3000):
-        data = PreferenceDataset(obs_dim, act_dim, 2, h)
+        data = PreferenceDataset(obs_dim, act_dim, 2, h, next_state=cfg.reward_next_state)
         for i in range(labels):
             clips = tuple(
-                Clip(rng.normal(size=(h, obs_dim)), rng.uniform(-1, 1, (h, act_dim)), np.zeros(h), np.ones(h, bool))
+                Clip(
+                    rng.normal(size=(h, obs_dim)),
+                    rng.uniform(-1, 1, (h, act_dim)),
+                    np.zeros(h),
+                    np.ones(h, bool),
+                    next_observations=rng.normal(size=(h, obs_dim)),
+                )
                 for _ in range(2)
             )
             data.add(Query(i, clips), Answer.prefer(int(rng.integers(2))))
-        m = RewardModel(obs_dim, act_dim, cfg.reward_hidden, cfg.ensemble_size, max_epochs=1, accuracy_stop=1.0)
+        one_epoch = dataclasses.replace(cfg, reward_epochs=1, accuracy_stop=1.0)
+        m = RewardModel.from_config(obs_dim, act_dim, one_epoch)
+        m.fit_input_normalization(*sample)
         tic = time.perf_counter()
         m.train_session(data, rng)
         training[labels] = time.perf_counter() - tic
@@ -63,7 +80,11 @@ def main() -> None:
 
     result = {
         "env": "HalfCheetah-v5",
-        "reward_model": {"hidden": cfg.reward_hidden, "members": cfg.ensemble_size},
+        "reward_model": {
+            "hidden": cfg.reward_hidden,
+            "members": cfg.ensemble_size,
+            "inputs": "s, a, s'" if cfg.reward_next_state else "s, a",
+        },
         "torch_threads": 1,
         "relabel_seconds_by_rows": relabel,
         "relabel_microseconds_per_row": {k: 1e6 * v / k for k, v in relabel.items()},
