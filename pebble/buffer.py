@@ -7,9 +7,13 @@ algorithm learns from) holds, depending on :attr:`reward_mode`:
 * ``"env"``: the true reward (the plain-RL baseline);
 * ``"intrinsic"``: ignored; minibatches get the k-NN state-entropy reward of their next
   states, computed at sampling time against every stored observation (pre-training);
-* ``"learned"``: r_hat(s, a), written when a row is stored and rewritten for *every* stored
+* ``"learned"``: r_hat(s, a, s') of the current reward model, rewritten for *every* stored
   row and every env column by :meth:`relabel` (unlike the reference, which skips rows
-  after the buffer wraps, BPref issue #7).
+  after the buffer wraps, BPref issue #7). Rows stored between relabellings are scored in
+  batches, not one model call per env step (a call costs about as much for 30 rows as for
+  one): a new row is scored before any minibatch, episode return, checkpoint or change of
+  ``reward_fn`` can see it. Code that reads ``rewards`` directly calls
+  :meth:`score_pending` first.
 
 It also cuts trajectory-aligned clips that never cross an episode boundary
 (:meth:`sample_clips`).
@@ -84,6 +88,9 @@ class FinishedEpisode:
 class PreferenceReplayBuffer(ReplayBuffer):
     """Replay buffer with true rewards, episode ids, relabelling and clip sampling."""
 
+    #: rows scored together at the latest (usually a minibatch touches one much sooner)
+    MAX_PENDING_ROWS = 1024
+
     def __init__(
         self,
         buffer_size: int,
@@ -109,7 +116,9 @@ class PreferenceReplayBuffer(ReplayBuffer):
         # allocated when a teacher needs videos, so scripted runs pay nothing.
         self.render_states = np.zeros((*shape, render_state_dim), dtype=np.float64) if render_state_dim else None
         self.reward_mode: Literal["env", "intrinsic", "learned"] = "env"
-        self.reward_fn: RewardFn | None = None
+        self._reward_fn: RewardFn | None = None
+        self._pending_rows: list[int] = []  # rows stored in "learned" mode, not scored yet
+        self._is_pending = np.zeros(self.buffer_size, dtype=bool)
         self.entropy = StateEntropyReward(knn_k)
         self.total_steps = 0  # env steps added (all columns together)
         self._episode_counter = np.zeros(self.n_envs, dtype=np.int64)
@@ -139,8 +148,11 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.env_steps[pos] = self.total_steps
         if self.render_states is not None:
             self.render_states[pos] = [info.get("render_state", 0.0) for info in infos]
-        if self.reward_mode == "learned" and self.reward_fn is not None:
-            self.rewards[pos] = self.reward_fn(self.observations[pos], self.actions[pos], self.next_observations[pos])
+        if self.reward_mode == "learned" and self._reward_fn is not None:
+            self._pending_rows.append(pos)
+            self._is_pending[pos] = True
+            if len(self._pending_rows) >= self.MAX_PENDING_ROWS:  # bounded even if nothing samples
+                self.score_pending()
         self._running_true += true
         self._running_length += 1
         for env in np.flatnonzero(np.asarray(done).reshape(self.n_envs)):
@@ -149,6 +161,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
             if self.reward_mode == "learned" and length <= self.buffer_size:
                 # Summed from the stored rows, so an episode that began before the last
                 # relabelling is scored entirely by the current reward model.
+                self.score_pending()
                 rows = (self._episode_start[env] + np.arange(length)) % self.buffer_size
                 learned = float(self.rewards[rows, env].sum())
             self.finished_episodes.append(
@@ -157,6 +170,35 @@ class PreferenceReplayBuffer(ReplayBuffer):
             self._running_true[env] = self._running_length[env] = 0
             self._episode_start[env] = self.pos
             self._episode_counter[env] += 1
+
+    @property
+    def reward_fn(self) -> RewardFn | None:
+        """The learned reward that scores rows stored in ``"learned"`` mode."""
+        return self._reward_fn
+
+    @reward_fn.setter
+    def reward_fn(self, fn: RewardFn | None) -> None:
+        self.score_pending()  # rows stored so far keep the reward of the function they were stored under
+        self._reward_fn = fn
+
+    def score_pending(self) -> int:
+        """Write the learned reward of every row stored since the last scoring (all env
+        columns), in one batched call; returns the rows scored."""
+        if not self._pending_rows:
+            return 0
+        rows = np.asarray(self._pending_rows)
+        self._pending_rows.clear()
+        self._is_pending[rows] = False
+        if self._reward_fn is None:
+            return 0
+        flat = len(rows) * self.n_envs
+        reward = self._reward_fn(
+            self.observations[rows].reshape(flat, -1),
+            self.actions[rows].reshape(flat, -1),
+            self.next_observations[rows].reshape(flat, -1),
+        )
+        self.rewards[rows] = np.asarray(reward, dtype=self.rewards.dtype).reshape(len(rows), self.n_envs)
+        return len(rows)
 
     def start_new_episodes(self) -> None:
         """Treat the next stored step of every env as the start of a new episode (after a resume
@@ -182,8 +224,10 @@ class PreferenceReplayBuffer(ReplayBuffer):
     def __getstate__(self) -> dict[str, Any]:
         # Checkpoints pickle the buffer: save only the filled rows (SB3 preallocates the whole
         # capacity), and not the reward function, a method of the reward model saved on its own.
+        self.score_pending()
         state = self.__dict__.copy()
-        state["reward_fn"] = None
+        state["_reward_fn"] = None
+        state.pop("_is_pending")  # all False after scoring; rebuilt on load
         if not self.full:
             for name in self._ROW_ARRAYS:
                 if state.get(name) is not None:
@@ -191,7 +235,11 @@ class PreferenceReplayBuffer(ReplayBuffer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "reward_fn" in state:  # a checkpoint from before rows were scored in batches
+            state["_reward_fn"] = state.pop("reward_fn")
         self.__dict__.update(state)
+        self._pending_rows = []
+        self._is_pending = np.zeros(self.buffer_size, dtype=bool)
         if not self.full:
             for name in self._ROW_ARRAYS:
                 rows = getattr(self, name, None)
@@ -206,6 +254,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
 
     # ----------------------------------------------------------------- sampling
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        if self._pending_rows and self._is_pending[batch_inds].any():
+            self.score_pending()
         samples = super()._get_samples(batch_inds, env)
         if self.reward_mode != "intrinsic":
             return samples
@@ -220,6 +270,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
         Rows are flattened over (row, env) and passed to ``reward_fn`` in chunks, which runs
         without gradients (see :meth:`pebble.reward_model.RewardModel.reward`).
         """
+        self._pending_rows.clear()  # every row is scored below
+        self._is_pending[:] = False
         obs, act, nxt = self.stored_inputs()
         flat = self.rewards[: self.size()].reshape(-1)  # a view: writes land in self.rewards
         for start in range(0, len(flat), chunk):

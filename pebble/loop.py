@@ -370,6 +370,7 @@ class PebbleLoop(BaseCallback):
 
     def reward_correlation(self) -> float:
         """Pearson correlation of learned and true reward over recent buffer rows."""
+        self.buffer.score_pending()
         rows = self.buffer.recent_rows(self.cfg.log.correlation_rows)
         learned = self.buffer.rewards[rows].reshape(-1)
         true = self.buffer.true_rewards[rows].reshape(-1)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from conftest import ACT_DIM, OBS_DIM, fill, make_buffer
+
+from pebble.buffer import PreferenceReplayBuffer
 
 
 def obs_sum_reward(obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
@@ -23,20 +27,74 @@ def test_relabel_covers_whole_buffer_after_wraparound(n_envs: int) -> None:
     np.testing.assert_allclose(buffer.rewards, expected, rtol=1e-6)
 
 
-def test_new_rows_get_learned_reward_when_stored() -> None:
-    buffer = make_buffer(size=20, n_envs=2)
-    buffer.reward_mode = "learned"
-    buffer.reward_fn = obs_sum_reward
-    fill(buffer, [[5, 5], [4, 6]])
-    rows = buffer.size()
-    expected = (
-        buffer.observations[:rows].sum(-1)
-        + buffer.actions[:rows].sum(-1)
-        + 10 * buffer.next_observations[:rows].sum(-1)
+class CountingReward:
+    """``obs_sum_reward`` that counts its calls and the rows it scored."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale, self.calls, self.rows = scale, 0, 0
+
+    def __call__(self, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        self.rows += len(obs)
+        return self.scale * obs_sum_reward(obs, act, next_obs)
+
+
+def expected_reward(buffer: PreferenceReplayBuffer, rows: np.ndarray | slice, scale: float = 1.0) -> np.ndarray:
+    return scale * (
+        buffer.observations[rows].sum(-1) + buffer.actions[rows].sum(-1) + 10 * buffer.next_observations[rows].sum(-1)
     )
-    np.testing.assert_allclose(buffer.rewards[:rows], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_minibatches_only_ever_see_learned_rewards_scored_in_batches(n_envs: int, rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=400, n_envs=n_envs)
+    buffer.reward_mode = "learned"
+    reward = CountingReward()
+    buffer.reward_fn = reward
+    steps = 0
+    for _ in range(30):  # one long episode, stored and sampled in turn as SAC does
+        obs = rng.normal(size=(n_envs, OBS_DIM)).astype(np.float32)
+        act = rng.uniform(-1, 1, (n_envs, ACT_DIM)).astype(np.float32)
+        nxt = rng.normal(size=(n_envs, OBS_DIM)).astype(np.float32)
+        buffer.add(obs, nxt, act, np.ones(n_envs), np.zeros(n_envs), [{}] * n_envs)  # no episode ends
+        steps += 1
+        batch = buffer.sample(16)
+        obs, act, nxt = (t.numpy() for t in (batch.observations, batch.actions, batch.next_observations))
+        want = obs.sum(-1) + act.sum(-1) + 10 * nxt.sum(-1)
+        np.testing.assert_allclose(batch.rewards.numpy().ravel(), want, rtol=1e-6)
+    assert buffer.score_pending() <= steps
+    np.testing.assert_allclose(buffer.rewards[:steps], expected_reward(buffer, slice(0, steps)), rtol=1e-6)
+    assert reward.rows == steps * n_envs  # every stored transition scored exactly once
+    assert reward.calls < steps  # and in batches, not one call per step
+
+
+def test_rows_keep_the_reward_function_they_were_stored_under() -> None:
+    buffer = make_buffer(size=50)
+    buffer.reward_mode = "learned"
+    buffer.reward_fn = CountingReward(scale=1.0)
+    fill(buffer, [[5]])
+    buffer.reward_fn = CountingReward(scale=-2.0)  # e.g. set without relabelling
+    fill(buffer, [[7]])
+    buffer.score_pending()
+    np.testing.assert_allclose(buffer.rewards[:5, 0], expected_reward(buffer, slice(0, 5))[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(buffer.rewards[5:12, 0], expected_reward(buffer, slice(5, 12), -2.0)[:, 0], rtol=1e-6)
     # true rewards are kept beside the learned ones
-    assert buffer.true_rewards[:rows].max() > 0
+    assert buffer.true_rewards[:12].max() > 0
+
+
+def test_a_pickled_buffer_holds_every_learned_reward(rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=50)
+    buffer.reward_mode = "learned"
+    buffer.reward_fn = CountingReward()
+    fill(buffer, [[3]])
+    for _ in range(4):  # an unfinished episode, never sampled: its rows are not scored yet
+        obs = rng.normal(size=(1, OBS_DIM)).astype(np.float32)
+        buffer.add(obs, obs + 1, np.zeros((1, ACT_DIM), np.float32), np.ones(1), np.zeros(1), [{}])
+    restored = pickle.loads(pickle.dumps(buffer))  # what a checkpoint writes
+    rows = restored.size()
+    assert rows == 7
+    np.testing.assert_allclose(restored.rewards[:rows], expected_reward(buffer, slice(0, rows)), rtol=1e-6)
+    assert restored.reward_fn is None and restored.score_pending() == 0
 
 
 @pytest.mark.parametrize("n_envs", [1, 2])
