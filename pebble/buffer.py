@@ -117,8 +117,9 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.render_states = np.zeros((*shape, render_state_dim), dtype=np.float64) if render_state_dim else None
         self.reward_mode: Literal["env", "intrinsic", "learned"] = "env"
         self._reward_fn: RewardFn | None = None
-        self._pending_rows: list[int] = []  # rows stored in "learned" mode, not scored yet
-        self._is_pending = np.zeros(self.buffer_size, dtype=bool)
+        # Rows stored in "learned" mode and not scored yet: always the last ``_pending`` rows
+        # before ``pos``, since rows are stored in order and scored all at once.
+        self._pending = 0
         self.entropy = StateEntropyReward(knn_k)
         self.total_steps = 0  # env steps added (all columns together)
         self._episode_counter = np.zeros(self.n_envs, dtype=np.int64)
@@ -149,9 +150,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
         if self.render_states is not None:
             self.render_states[pos] = [info.get("render_state", 0.0) for info in infos]
         if self.reward_mode == "learned" and self._reward_fn is not None:
-            self._pending_rows.append(pos)
-            self._is_pending[pos] = True
-            if len(self._pending_rows) >= self.MAX_PENDING_ROWS:  # bounded even if nothing samples
+            self._pending = min(self._pending + 1, self.buffer_size)
+            if self._pending >= self.MAX_PENDING_ROWS:  # bounded even if nothing samples
                 self.score_pending()
         self._running_true += true
         self._running_length += 1
@@ -184,11 +184,10 @@ class PreferenceReplayBuffer(ReplayBuffer):
     def score_pending(self) -> int:
         """Write the learned reward of every row stored since the last scoring (all env
         columns), in one batched call; returns the rows scored."""
-        if not self._pending_rows:
+        if not self._pending:
             return 0
-        rows = np.asarray(self._pending_rows)
-        self._pending_rows.clear()
-        self._is_pending[rows] = False
+        rows = (self.pos - self._pending + np.arange(self._pending)) % self.buffer_size
+        self._pending = 0
         if self._reward_fn is None:
             return 0
         flat = len(rows) * self.n_envs
@@ -227,7 +226,6 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.score_pending()
         state = self.__dict__.copy()
         state["_reward_fn"] = None
-        state.pop("_is_pending")  # all False after scoring; rebuilt on load
         if not self.full:
             for name in self._ROW_ARRAYS:
                 if state.get(name) is not None:
@@ -238,8 +236,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         if "reward_fn" in state:  # a checkpoint from before rows were scored in batches
             state["_reward_fn"] = state.pop("reward_fn")
         self.__dict__.update(state)
-        self._pending_rows = []
-        self._is_pending = np.zeros(self.buffer_size, dtype=bool)
+        self._pending = 0  # scored before saving
         if not self.full:
             for name in self._ROW_ARRAYS:
                 rows = getattr(self, name, None)
@@ -254,8 +251,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
 
     # ----------------------------------------------------------------- sampling
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
-        if self._pending_rows and self._is_pending[batch_inds].any():
-            self.score_pending()
+        if self._pending and ((self.pos - 1 - batch_inds) % self.buffer_size < self._pending).any():
+            self.score_pending()  # a row this recent is still pending
         samples = super()._get_samples(batch_inds, env)
         if self.reward_mode != "intrinsic":
             return samples
@@ -270,8 +267,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         Rows are flattened over (row, env) and passed to ``reward_fn`` in chunks, which runs
         without gradients (see :meth:`pebble.reward_model.RewardModel.reward`).
         """
-        self._pending_rows.clear()  # every row is scored below
-        self._is_pending[:] = False
+        self._pending = 0  # every row is scored below
         obs, act, nxt = self.stored_inputs()
         flat = self.rewards[: self.size()].reshape(-1)  # a view: writes land in self.rewards
         for start in range(0, len(flat), chunk):
