@@ -325,11 +325,21 @@ class PreferenceReplayBuffer(ReplayBuffer):
             real.append(np.minimum(remaining[valid], length))
         return np.concatenate(positions), np.concatenate(envs), np.concatenate(real)
 
-    def sample_clips(self, count: int, length: int, rng: np.random.Generator) -> Segments:
-        """``count`` clips drawn uniformly (with replacement) from all valid windows."""
+    def sample_clips(self, count: int, length: int, rng: np.random.Generator, recent: int = 0) -> Segments:
+        """``count`` clips drawn uniformly (with replacement) from all valid windows.
+
+        With ``recent > 0`` only windows that start within the last ``recent`` stored steps
+        (all environment copies together) are drawn, so that queries show what the agent
+        does now; the whole buffer is used while that part holds no valid window.
+        """
         positions, envs, real = self.window_starts(length)
         if len(positions) == 0:
             raise ValueError(f"no stored episode piece is long enough for a clip of {length} steps yet")
+        if recent > 0:
+            first = len(self.chronological_rows()) - max(1, recent // self.n_envs)
+            inside = positions >= first
+            if inside.any():
+                positions, envs, real = positions[inside], envs[inside], real[inside]
         pick = rng.integers(len(positions), size=count)
         return self.gather(positions[pick], envs[pick], real[pick], length)
 

@@ -113,6 +113,11 @@ class FeedbackConfig:
         "disagreement", "Query selection: " + ", ".join(QUERY_SCHEMES) + ". The first session is always uniform."
     )
     oversample: int = opt(10, "Candidate queries drawn per selected query by the informed schemes.")
+    query_window: int = opt(
+        0,
+        "Draw query clips only from the most recent N environment steps, so that the teacher compares what "
+        "the agent does now (0: the whole buffer, the reference).",
+    )
     teacher: str = opt("oracle", "Teacher: a registered name, 'package.module:Class', or an entry point.")
     teacher_kwargs: dict[str, Any] = opt({}, "Keyword arguments of the teacher (flag: --teacher-kwargs KEY=VALUE ...).")
 
@@ -192,6 +197,7 @@ class Config:
             "extra_updates": self.pretrain.extra_updates,
             "reward_weight_decay": self.reward.reward_weight_decay,
             "queries_per_session": self.feedback.queries_per_session,
+            "query_window": self.feedback.query_window,
             "eval_freq": self.log.eval_freq,
             "log_interval": self.log.log_interval,
             "torch_threads": self.torch_threads,

@@ -188,6 +188,7 @@ class PebbleLoop(BaseCallback):
             self.query_rng,
             self.reward_model.clip_scores,
             self.dataset.state_features() if scheme.startswith("kcenter") else np.zeros((0, 0)),
+            fb.query_window,
         )
         queries = self._make_queries(clips, fb.query_size)
         self.timings["query_selection"] += time.perf_counter() - tic

@@ -74,12 +74,16 @@ def select_queries(
     rng: np.random.Generator,
     score_fn: ScoreFn | None,
     labelled_features: np.ndarray,
+    recent: int = 0,
 ) -> Segments:
-    """``count`` queries of ``query_size`` clips; returns ``count * query_size`` clips, query-major."""
+    """``count`` queries of ``query_size`` clips; returns ``count * query_size`` clips, query-major.
+
+    ``recent > 0`` draws clips (and candidates) from the last ``recent`` stored steps only.
+    """
     if scheme == "uniform" or score_fn is None:
-        return buffer.sample_clips(count * query_size, segment_length, rng)
+        return buffer.sample_clips(count * query_size, segment_length, rng, recent)
     candidates = count * max(1, oversample)
-    clips = buffer.sample_clips(candidates * query_size, segment_length, rng)
+    clips = buffer.sample_clips(candidates * query_size, segment_length, rng, recent)
     shape = (candidates, query_size)
 
     def grouped(a: np.ndarray) -> np.ndarray:

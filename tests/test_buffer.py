@@ -115,6 +115,27 @@ def test_clips_never_cross_episode_boundaries(n_envs: int, rng: np.random.Genera
         assert np.all(clips.obs[i][n_real:] == 0) and np.all(clips.true_rewards[i][n_real:] == 0)
 
 
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_recent_clips_start_in_the_last_stored_steps_after_wraparound(n_envs: int, rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=64, n_envs=n_envs)
+    fill(buffer, [[7, 13, 3, 20, 9, 30, 11, 25, 40] for _ in range(n_envs)])  # 158 steps per env: wraps
+    assert buffer.full
+    last_step = buffer.observations[(buffer.pos - 1) % buffer.buffer_size, 0, 0]
+    clips = buffer.sample_clips(2000, 5, rng, recent=20 * n_envs)  # the last 20 rows of every env column
+    starts = clips.obs[:, 0, 0]
+    assert starts.min() >= last_step - 19
+    assert len(np.unique(starts)) == 20  # every recent start, the final (padded) steps too
+    everything = buffer.sample_clips(2000, 5, rng)
+    assert everything.obs[:, 0, 0].min() < last_step - 25  # older starts are drawn without the window
+
+
+def test_recent_clips_fall_back_to_the_whole_buffer_without_a_recent_window(rng: np.random.Generator) -> None:
+    buffer = make_buffer(size=100)
+    fill(buffer, [[30, 30, 6]], terminated=False)  # the last 6 steps: an unfinished 6-step episode
+    clips = buffer.sample_clips(500, 10, rng, recent=6)  # no complete 10-step window among them
+    assert clips.mask.all() and clips.obs[:, 0, 0].max() <= 50
+
+
 def test_terminated_short_episodes_are_padded_and_last_window_included(rng: np.random.Generator) -> None:
     buffer = make_buffer(size=100)
     fill(buffer, [[4, 30, 6]], terminated=True)
