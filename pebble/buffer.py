@@ -336,7 +336,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         if len(positions) == 0:
             raise ValueError(f"no stored episode piece is long enough for a clip of {length} steps yet")
         if recent > 0:
-            first = len(self.chronological_rows()) - max(1, recent // self.n_envs)
+            first = self.size() - max(1, recent // self.n_envs)  # positions count stored rows, oldest first
             inside = positions >= first
             if inside.any():
                 positions, envs, real = positions[inside], envs[inside], real[inside]
