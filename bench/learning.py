@@ -7,6 +7,10 @@ midway continues from its latest checkpoint (``pebble resume``). Writes ``bench/
 
     python bench/learning.py --name halfcheetah_100k --env HalfCheetah-v5 --steps 100000 \
         --labels 0 1000 --seeds 0 --jobs 2      # 0 labels = SAC on the true reward
+
+With ``--perfect-reward`` the PEBBLE runs go through ``bench/oracle_reward.py`` instead: PEBBLE's
+pre-training, then the true reward in place of the learned one (a diagnostic, runs named
+``pebble_perfect_reward``; give ``--labels 0 1`` to have SAC beside them).
 """
 
 from __future__ import annotations
@@ -25,15 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, START_COMMIT, scalar_curve, write_result  # noqa: E402
 
 
-def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list[str]) -> dict:
-    name = f"{env}__{'sac_true' if labels == 0 else f'pebble_{labels}'}__{seed}"
+def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list[str], perfect: bool) -> dict:
+    perfect = perfect and labels > 0
+    variant = "sac_true" if labels == 0 else ("pebble_perfect_reward" if perfect else f"pebble_{labels}")
+    name = f"{env}__{variant}__{seed}"
     run_dir = out / name
     summary = run_dir / "summary.json"
+    # the perfect-reward diagnostic is pebble with its feedback sessions switched off
+    pebble = [str(ROOT / "bench" / "oracle_reward.py")] if perfect else ["-m", "pebble.cli"]
     if not summary.exists():
         cmd = [
             sys.executable,
-            "-m",
-            "pebble.cli",
+            *pebble,
             "train",
             "--env",
             env,
@@ -53,7 +60,7 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
         cmd += ["--true-reward"] if labels == 0 else ["--max-feedback", str(labels)]
         log = out / f"{name}.log"
         if (run_dir / "checkpoints" / "LATEST").exists():  # interrupted: continue from its checkpoint
-            cmd = [sys.executable, "-m", "pebble.cli", "resume", str(run_dir)]
+            cmd = [sys.executable, *pebble, "resume", str(run_dir)]
         else:
             (out / f"{name}.commit").write_text(START_COMMIT + "\n")  # the code this run was produced by
         with log.open("a") as fh:
@@ -84,19 +91,27 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
+    p.add_argument(
+        "--perfect-reward",
+        action="store_true",
+        help="PEBBLE runs learn from the true reward after pre-training (bench/oracle_reward.py)",
+    )
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more pebble train flags")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid = [(lab, s) for lab in args.labels for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda g: run_one(args.env, args.steps, g[0], g[1], out, args.extra), grid))
+        runs = list(
+            pool.map(lambda g: run_one(args.env, args.steps, g[0], g[1], out, args.extra, args.perfect_reward), grid)
+        )
     table: dict[str, dict[str, Any]] = {}
     half = args.steps // 2
     for lab in args.labels:
         mine = [r for r in runs if r["labels"] == lab]
         curves = [dict(zip(r["eval_curve"]["steps"], r["eval_curve"]["returns"])) for r in mine]
-        table["sac_true" if lab == 0 else f"pebble_{lab}"] = {
+        variant = "pebble_perfect_reward" if args.perfect_reward else f"pebble_{lab}"
+        table["sac_true" if lab == 0 else variant] = {
             **spread([r["final_eval_return"] for r in mine]),
             # learning speed, less noisy than the last evaluation alone
             "at_half_steps": spread([c[half] for c in curves if half in c]),
