@@ -54,7 +54,11 @@ class PretrainConfig:
     """Seed steps and reward-free pre-training by state-entropy maximisation."""
 
     seed_steps: int = opt(1000, "Steps with uniformly random actions and no updates.")
-    unsup_steps: int = opt(9000, "Steps of unsupervised pre-training on the k-NN state-entropy reward.")
+    unsup_steps: int = opt(
+        0,
+        "Steps of unsupervised pre-training on the k-NN state-entropy reward (reference: 9000; off by default: "
+        "on 100k-step HalfCheetah runs it cost more than it gave, see README, Performance).",
+    )
     knn_k: int = opt(5, "k of the k-nearest-neighbour state-entropy estimate.")
     extra_updates: int = opt(100, "RL updates on the relabelled buffer right after the first feedback session.")
     reset_critic: bool = opt(True, "Reset critic, target critic and critic optimiser after pre-training.")

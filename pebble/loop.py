@@ -1,7 +1,8 @@
 """The PEBBLE loop, as an SB3 callback that runs the phases on the env-step clock.
 
     steps [0, seed)                 random actions, no updates (SB3 ``learning_starts``)
-    steps [seed, seed + unsup)      SAC on the k-NN state-entropy reward (buffer "intrinsic")
+    steps [seed, seed + unsup)      SAC on the k-NN state-entropy reward (buffer "intrinsic");
+                                    none by default (``--unsup-steps 9000``: the reference's)
     step  seed + unsup              first feedback session (uniform queries) -> train reward
                                     model -> relabel the whole buffer -> reset the critic ->
                                     ``extra_updates`` RL updates on the relabelled buffer

@@ -87,7 +87,7 @@ def test_toml_config(tmp_path) -> None:
         (["train", "--max-feedback", "0"], "--max-feedback must be positive"),
         (["train", "--query-size", "1"], "--query-size must be at least 2"),
         (["train", "--query-scheme", "best"], "unknown --query-scheme"),
-        (["train", "--total-steps", "5000"], "must be smaller than --total-steps"),
+        (["train", "--total-steps", "1000"], "must be smaller than --total-steps"),
         (["trian"], "did you mean train"),
     ],
 )
