@@ -29,10 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, START_COMMIT, scalar_curve, write_result  # noqa: E402
 
 
+def variant_name(labels: int, perfect: bool) -> str:
+    """How runs and summary rows are named: sac_true, pebble_<labels> or pebble_perfect_reward."""
+    if labels == 0:
+        return "sac_true"
+    return "pebble_perfect_reward" if perfect else f"pebble_{labels}"
+
+
 def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list[str], perfect: bool) -> dict:
     perfect = perfect and labels > 0
-    variant = "sac_true" if labels == 0 else ("pebble_perfect_reward" if perfect else f"pebble_{labels}")
-    name = f"{env}__{variant}__{seed}"
+    name = f"{env}__{variant_name(labels, perfect)}__{seed}"
     run_dir = out / name
     summary = run_dir / "summary.json"
     # the perfect-reward diagnostic is pebble with its feedback sessions switched off
@@ -110,8 +116,7 @@ def main() -> None:
     for lab in args.labels:
         mine = [r for r in runs if r["labels"] == lab]
         curves = [dict(zip(r["eval_curve"]["steps"], r["eval_curve"]["returns"])) for r in mine]
-        variant = "pebble_perfect_reward" if args.perfect_reward else f"pebble_{lab}"
-        table["sac_true" if lab == 0 else variant] = {
+        table[variant_name(lab, args.perfect_reward)] = {
             **spread([r["final_eval_return"] for r in mine]),
             # learning speed, less noisy than the last evaluation alone
             "at_half_steps": spread([c[half] for c in curves if half in c]),
