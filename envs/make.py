@@ -145,6 +145,32 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, record_render_state: bool 
     return vec
 
 
+def vec_env_of(env: gym.Env, seed: int, record_render_state: bool = False) -> VecEnv:
+    """A ``DummyVecEnv`` around one environment object the user built (checked, monitored, seeded)."""
+    if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
+        raise EnvError(f"{env!r} must have Box observation and action spaces (continuous control)")
+    if record_render_state:
+        env = RenderStateInfo(env)
+    vec = DummyVecEnv([lambda: Monitor(env)])
+    vec.seed(seed)
+    return vec
+
+
+def eval_env_of(env: gym.Env, seed: int) -> VecEnv:
+    """A separate copy of a user's environment for evaluation, made from its spec."""
+    if env.spec is None:
+        raise EnvError(f"{env!r} has no spec to make an evaluation copy from: pass a registered id instead")
+    return vec_env_of(gym.make(env.spec), seed)
+
+
+def recorded_state_dim(vec_env: VecEnv) -> int:
+    """Size of the simulator state :class:`RenderStateInfo` records (0 when it is not there)."""
+    try:
+        return int(vec_env.get_attr("state_dim")[0])
+    except AttributeError:
+        return 0
+
+
 def episode_limit(env: gym.Env | VecEnv) -> int | None:
     """The TimeLimit of an environment (steps), or None when it has none."""
     spec = env.get_attr("spec")[0] if isinstance(env, VecEnv) else env.spec

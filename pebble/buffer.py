@@ -1,30 +1,27 @@
 """The PEBBLE replay buffer: an SB3 ``ReplayBuffer`` that knows true and learned rewards.
 
 Beside SB3's arrays it stores, for every row and environment column, the environment's
-true reward, an episode id and the global env step. Its ``rewards`` array (what the RL
-algorithm learns from) holds, depending on :attr:`reward_mode`:
+true reward, an episode id and the global env step (and, for a person's videos, the
+simulator state). Its ``rewards`` array (what the RL algorithm learns from) is filled by the
+:class:`~pebble.reward_sources.RewardSource` it is given (:meth:`use_reward_source`):
 
-* ``"env"``: the true reward (the plain-RL baseline);
-* ``"intrinsic"``: ignored; minibatches get the k-NN state-entropy reward of their next
-  states, computed at sampling time against every stored observation (pre-training);
-* ``"learned"``: r_hat(s, a, s') of the current reward model, rewritten for *every* stored
-  row and every env column by :meth:`relabel` (unlike the reference, which skips rows
-  after the buffer wraps, BPref issue #7). Rows stored between relabellings are scored in
-  batches, not one model call per env step (a call costs about as much for 30 rows as for
-  one): a new row is scored before any minibatch, episode return, checkpoint or change of
-  ``reward_fn`` can see it. Code that reads ``rewards`` directly calls
-  :meth:`score_pending` first.
+* a source that scores rows (the learned reward) rewrites *every* stored row and every env
+  column on :meth:`relabel` (unlike the reference, which skips rows after the buffer wraps,
+  BPref issue #7). Rows stored between relabellings are scored in batches, not one model
+  call per env step: a new row is scored before any minibatch, episode return, checkpoint
+  or change of source can see it. Code that reads ``rewards`` directly calls
+  :meth:`score_pending` first;
+* a source may instead replace each sampled minibatch's rewards (the state-entropy reward of
+  pre-training, computed against every stored observation).
 
-It also cuts trajectory-aligned clips that never cross an episode boundary
-(:meth:`sample_clips`).
+Clips for the teacher are cut from it by :mod:`pebble.clips`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,10 +30,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from pebble.state_entropy import StateEntropyReward
-from teachers.contract import Clip
-
-RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (obs, act, next_obs) -> reward
+from pebble.reward_sources import RewardSource, TrueReward
 
 
 class NonFiniteError(ValueError):
@@ -44,40 +38,9 @@ class NonFiniteError(ValueError):
 
 
 @dataclass
-class Segments:
-    """A batch of N clips of length H, as arrays (padding zeroed, ``mask`` False there)."""
-
-    obs: np.ndarray  # (N, H, obs_dim)
-    actions: np.ndarray  # (N, H, act_dim)
-    true_rewards: np.ndarray  # (N, H)
-    mask: np.ndarray  # (N, H) bool
-    env_index: np.ndarray  # (N,)
-    start_step: np.ndarray  # (N,)
-    render_states: np.ndarray | None = None  # (N, H, state_dim) simulator states, when recorded
-    next_obs: np.ndarray | None = None  # (N, H, obs_dim), the observation each action led to
-
-    def __len__(self) -> int:
-        return len(self.obs)
-
-    def take(self, index: np.ndarray) -> Segments:
-        return Segments(**{k: None if a is None else a[index] for k, a in vars(self).items()})  # type: ignore[arg-type]
-
-    def clip(self, i: int) -> Clip:
-        return Clip(
-            observations=self.obs[i],
-            actions=self.actions[i],
-            true_rewards=self.true_rewards[i],
-            mask=self.mask[i],
-            env_index=int(self.env_index[i]),
-            start_step=int(self.start_step[i]),
-            render_states=None if self.render_states is None else self.render_states[i],
-            next_observations=None if self.next_obs is None else self.next_obs[i],
-        )
-
-
-@dataclass
 class FinishedEpisode:
-    """True and learned return of one training episode (same transitions; learned is NaN before feedback)."""
+    """True return of one training episode and its return under the buffer's reward source
+    (``learned_return``: what the RL learner saw; NaN if the episode outgrew the buffer)."""
 
     true_return: float
     learned_return: float
@@ -86,7 +49,7 @@ class FinishedEpisode:
 
 
 class PreferenceReplayBuffer(ReplayBuffer):
-    """Replay buffer with true rewards, episode ids, relabelling and clip sampling."""
+    """Replay buffer with true rewards, episode ids and an explicit reward source."""
 
     #: rows scored together at the latest (usually a minibatch touches one much sooner)
     MAX_PENDING_ROWS = 1024
@@ -100,8 +63,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
         n_envs: int = 1,
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = True,
-        knn_k: int = 5,
         render_state_dim: int = 0,
+        reward_source: RewardSource | None = None,
     ) -> None:
         if optimize_memory_usage:
             raise ValueError("PreferenceReplayBuffer needs separate next observations (optimize_memory_usage=False)")
@@ -115,12 +78,10 @@ class PreferenceReplayBuffer(ReplayBuffer):
         # Simulator states to render clips for a person (see envs.RenderStateInfo); only
         # allocated when a teacher needs videos, so scripted runs pay nothing.
         self.render_states = np.zeros((*shape, render_state_dim), dtype=np.float64) if render_state_dim else None
-        self.reward_mode: Literal["env", "intrinsic", "learned"] = "env"
-        self._reward_fn: RewardFn | None = None
-        # Rows stored in "learned" mode and not scored yet: always the last ``_pending`` rows
-        # before ``pos``, since rows are stored in order and scored all at once.
+        self._source: RewardSource = reward_source if reward_source is not None else TrueReward()
+        # Rows stored under a batched source and not scored yet: always the last ``_pending``
+        # rows before ``pos``, since rows are stored in order and scored all at once.
         self._pending = 0
-        self.entropy = StateEntropyReward(knn_k)
         self.total_steps = 0  # env steps added (all columns together)
         self._episode_counter = np.zeros(self.n_envs, dtype=np.int64)
         self._running_true = np.zeros(self.n_envs, dtype=np.float64)
@@ -149,7 +110,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         self.env_steps[pos] = self.total_steps
         if self.render_states is not None:
             self.render_states[pos] = [info.get("render_state", 0.0) for info in infos]
-        if self.reward_mode == "learned" and self._reward_fn is not None:
+        if self._source.batched:
             self._pending = min(self._pending + 1, self.buffer_size)
             if self._pending >= self.MAX_PENDING_ROWS:  # bounded even if nothing samples
                 self.score_pending()
@@ -158,7 +119,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         for env in np.flatnonzero(np.asarray(done).reshape(self.n_envs)):
             length = int(self._running_length[env])
             learned = math.nan
-            if self.reward_mode == "learned" and length <= self.buffer_size:
+            if length <= self.buffer_size:
                 # Summed from the stored rows, so an episode that began before the last
                 # relabelling is scored entirely by the current reward model.
                 self.score_pending()
@@ -172,14 +133,22 @@ class PreferenceReplayBuffer(ReplayBuffer):
             self._episode_counter[env] += 1
 
     @property
-    def reward_fn(self) -> RewardFn | None:
-        """The learned reward that scores rows stored in ``"learned"`` mode."""
-        return self._reward_fn
+    def reward_source(self) -> RewardSource:
+        """Where the rows' rewards come from (set with :meth:`use_reward_source`)."""
+        return self._source
 
-    @reward_fn.setter
-    def reward_fn(self, fn: RewardFn | None) -> None:
-        self.score_pending()  # rows stored so far keep the reward of the function they were stored under
-        self._reward_fn = fn
+    def use_reward_source(self, source: RewardSource, relabel: bool = True) -> None:
+        """Train on ``source`` from now on; with ``relabel``, rewrite every stored row with it.
+
+        Without ``relabel`` (a resumed run, whose rows were saved already scored), rows stored
+        so far keep the reward they were stored under.
+        """
+        if relabel:
+            self._source = source
+            self.relabel()
+        else:
+            self.score_pending()
+            self._source = source
 
     def score_pending(self) -> int:
         """Write the learned reward of every row stored since the last scoring (all env
@@ -188,13 +157,12 @@ class PreferenceReplayBuffer(ReplayBuffer):
             return 0
         rows = (self.pos - self._pending + np.arange(self._pending)) % self.buffer_size
         self._pending = 0
-        if self._reward_fn is None:
-            return 0
         flat = len(rows) * self.n_envs
-        reward = self._reward_fn(
+        reward = self._source.score(
             self.observations[rows].reshape(flat, -1),
             self.actions[rows].reshape(flat, -1),
             self.next_observations[rows].reshape(flat, -1),
+            self.true_rewards[rows].reshape(flat),
         )
         self.rewards[rows] = np.asarray(reward, dtype=self.rewards.dtype).reshape(len(rows), self.n_envs)
         return len(rows)
@@ -222,10 +190,11 @@ class PreferenceReplayBuffer(ReplayBuffer):
 
     def __getstate__(self) -> dict[str, Any]:
         # Checkpoints pickle the buffer: save only the filled rows (SB3 preallocates the whole
-        # capacity), and not the reward function, a method of the reward model saved on its own.
+        # capacity), and not the reward source (the reward model is saved on its own; the
+        # loop hands the source back on resume).
         self.score_pending()
         state = self.__dict__.copy()
-        state["_reward_fn"] = None
+        state["_source"] = None
         if not self.full:
             for name in self._ROW_ARRAYS:
                 if state.get(name) is not None:
@@ -233,9 +202,10 @@ class PreferenceReplayBuffer(ReplayBuffer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "reward_fn" in state:  # a checkpoint from before rows were scored in batches
-            state["_reward_fn"] = state.pop("reward_fn")
+        for legacy in ("reward_fn", "_reward_fn", "reward_mode", "entropy"):  # checkpoints of pebble 0.1
+            state.pop(legacy, None)
         self.__dict__.update(state)
+        self._source = TrueReward()  # until the loop hands back the run's source
         self._pending = 0  # scored before saving
         if not self.full:
             for name in self._ROW_ARRAYS:
@@ -254,25 +224,23 @@ class PreferenceReplayBuffer(ReplayBuffer):
         if self._pending and ((self.pos - 1 - batch_inds) % self.buffer_size < self._pending).any():
             self.score_pending()  # a row this recent is still pending
         samples = super()._get_samples(batch_inds, env)
-        if self.reward_mode != "intrinsic":
+        stored = self.observations[: self.size()].reshape(-1, self.obs_shape[0])
+        reward = self._source.minibatch_rewards(samples.next_observations.cpu().float(), stored)
+        if reward is None:
             return samples
-        reference = torch.as_tensor(self.observations[: self.size()].reshape(-1, self.obs_shape[0])).float()
-        reward = self.entropy(samples.next_observations.cpu().float(), reference)
         return samples._replace(rewards=reward.reshape(-1, 1).to(samples.rewards.device))
 
     # -------------------------------------------------------------- relabelling
-    def relabel(self, reward_fn: RewardFn, chunk: int = 65536) -> int:
-        """Rewrite the learned reward of every stored row (all env columns); returns rows relabelled.
-
-        Rows are flattened over (row, env) and passed to ``reward_fn`` in chunks, which runs
-        without gradients (see :meth:`pebble.reward_model.RewardModel.reward`).
-        """
+    def relabel(self, chunk: int = 65536) -> int:
+        """Rewrite the reward of every stored row (all env columns) with the reward source;
+        returns the rows relabelled. Rows are flattened over (row, env) and scored in chunks."""
         self._pending = 0  # every row is scored below
         obs, act, nxt = self.stored_inputs()
+        true = self.true_rewards[: self.size()].reshape(-1)
         flat = self.rewards[: self.size()].reshape(-1)  # a view: writes land in self.rewards
         for start in range(0, len(flat), chunk):
             part = slice(start, start + chunk)
-            flat[part] = reward_fn(obs[part], act[part], nxt[part])
+            flat[part] = self._source.score(obs[part], act[part], nxt[part], true[part])
         return len(flat)
 
     def stored_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -295,75 +263,3 @@ class PreferenceReplayBuffer(ReplayBuffer):
     def recent_rows(self, count: int) -> np.ndarray:
         rows = self.chronological_rows()
         return rows[-max(1, count // self.n_envs) :]
-
-    # -------------------------------------------------------------------- clips
-    def window_starts(self, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every valid clip start: (chronological position, env column, real steps in the clip).
-
-        A window of ``length`` steps starting at a row is valid if it stays inside the
-        stored part of one episode, or if the episode *terminated* before the window ends:
-        the rest is then padding, the absorbing state after termination (true and learned
-        reward 0). Windows of truncated or unfinished episodes must be complete, since
-        their future is unknown. The last window of every episode is included.
-        """
-        rows = self.chronological_rows()
-        n = len(rows)
-        positions, envs, real = [], [], []
-        if n == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        terminated = (self.dones > 0) & (self.timeouts == 0)
-        index = np.arange(n)
-        for env in range(self.n_envs):
-            ep = self.episode_ids[rows, env]
-            ends = np.flatnonzero(np.append(ep[1:] != ep[:-1], True))
-            run_end = ends[np.searchsorted(ends, index)]
-            remaining = run_end - index + 1
-            run_terminated = terminated[rows[run_end], env]
-            valid = (remaining >= length) | run_terminated
-            positions.append(index[valid])
-            envs.append(np.full(int(valid.sum()), env))
-            real.append(np.minimum(remaining[valid], length))
-        return np.concatenate(positions), np.concatenate(envs), np.concatenate(real)
-
-    def sample_clips(self, count: int, length: int, rng: np.random.Generator, recent: int = 0) -> Segments:
-        """``count`` clips drawn uniformly (with replacement) from all valid windows.
-
-        With ``recent > 0`` only windows that start within the last ``recent`` stored steps
-        (all environment copies together) are drawn, so that queries show what the agent
-        does now; the whole buffer is used while that part holds no valid window.
-        """
-        positions, envs, real = self.window_starts(length)
-        if len(positions) == 0:
-            raise ValueError(f"no stored episode piece is long enough for a clip of {length} steps yet")
-        if recent > 0:
-            first = self.size() - max(1, recent // self.n_envs)  # positions count stored rows, oldest first
-            inside = positions >= first
-            if inside.any():
-                positions, envs, real = positions[inside], envs[inside], real[inside]
-        pick = rng.integers(len(positions), size=count)
-        return self.gather(positions[pick], envs[pick], real[pick], length)
-
-    def gather(self, positions: np.ndarray, envs: np.ndarray, real: np.ndarray, length: int) -> Segments:
-        """Copy clips out of the buffer; steps beyond ``real`` become zeroed padding."""
-        rows = self.chronological_rows()
-        offsets = np.arange(length)
-        mask = offsets[None, :] < real[:, None]
-        chrono = positions[:, None] + np.minimum(offsets[None, :], real[:, None] - 1)
-        idx = rows[chrono]
-        col = envs[:, None]
-        obs = self.observations[idx, col] * mask[..., None]
-        act = self.actions[idx, col] * mask[..., None]
-        nxt = self.next_observations[idx, col] * mask[..., None]
-        true = self.true_rewards[idx, col] * mask
-        start = self.env_steps[idx[:, 0], envs]
-        states = None if self.render_states is None else self.render_states[idx, col]
-        return Segments(
-            obs.astype(np.float32),
-            act.astype(np.float32),
-            true,
-            mask,
-            envs.copy(),
-            start,
-            states,
-            nxt.astype(np.float32),
-        )

@@ -1,4 +1,4 @@
-"""Atomic checkpoints of a run.
+"""Checkpoints of a run: the format, written and read here only, and its atomic commit.
 
 A checkpoint is a folder ``RUN_DIR/checkpoints/step-<N>/`` written as
 ``step-<N>.tmp/`` and renamed when complete; ``RUN_DIR/checkpoints/LATEST`` names the
@@ -15,8 +15,10 @@ Contents::
                        only: 313 MB for 1M HalfCheetah transitions (SB3 keeps observations as
                        float64; bench/results/scaling_halfcheetah.json)
     reward_model.pt    ensemble weights and its Adam state
-    state.pt           loop state (schedule, budget, counters, timings), RNG states
-                       (Python, NumPy, torch, pebble's generators), environment states
+    state.pt           one entry per role (loop schedule, feedback counts, reward-learning
+                       and query RNGs, pre-training statistics, callbacks' clocks), timings,
+                       RNG states (Python, NumPy, torch), environment states; ``format``
+                       says its layout (pebble 0.1's is upgraded when read)
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from pebble.faults import crash_point
+
+if TYPE_CHECKING:
+    from pebble.reward_model import RewardModel
 
 
 class CheckpointError(ValueError):
@@ -93,3 +105,69 @@ def latest(run_dir: Path) -> Path | None:
     if not name.startswith("step-") or not path.is_dir():
         raise CheckpointError(f"checkpoint pointer {pointer} names {name!r}, which is missing")
     return path
+
+
+#: Version of ``state.pt``'s layout. 1: pebble 0.1 (one ``loop`` entry); 2: one entry per role.
+FORMAT = 2
+
+
+def write(
+    run_dir: Path, step: int, model: BaseAlgorithm, reward_model: RewardModel | None, state: dict[str, Any],
+    include_buffer: bool,
+) -> Path:  # fmt: skip
+    """Write an atomic checkpoint of ``step``: the algorithm, optionally its replay buffer, the
+    reward model, and ``state`` (roles, RNGs, environment states)."""
+    tmp = begin(run_dir, step)
+    model.save(tmp / "model.zip")
+    if include_buffer and isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+    if reward_model is not None:
+        reward_model.save(tmp / "reward_model.pt")
+    crash_point("checkpoint_write")  # the tests kill the process here: the previous checkpoint must survive
+    torch.save({**state, "format": FORMAT, "step": step}, tmp / "state.pt")
+    return commit(run_dir, tmp)
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The ``state.pt`` of a checkpoint, in today's layout."""
+    try:
+        state = torch.load(path / "state.pt", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict) or "meta" not in state:
+        raise CheckpointError(f"checkpoint {path} is unreadable: state.pt holds no run state")
+    return state if state.get("format") == FORMAT else _upgrade_v1(state)
+
+
+def load_model(path: Path, algo: type[BaseAlgorithm], env: Any) -> BaseAlgorithm:
+    """The algorithm of a checkpoint, with its replay buffer when the checkpoint has one."""
+    try:
+        model = algo.load(path / "model.zip", env=env, device="cpu", force_reset=False)
+        if (path / "replay_buffer.pkl").exists() and isinstance(model, OffPolicyAlgorithm):
+            model.load_replay_buffer(path / "replay_buffer.pkl")
+    except Exception as exc:  # a truncated zip or pickle
+        raise CheckpointError(f"checkpoint {path} cannot be loaded: {str(exc).splitlines()[0]}") from None
+    return model
+
+
+def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """A pebble 0.1 checkpoint (one ``loop`` entry) in today's layout, one entry per role."""
+    loop = state["loop"]
+    query_rng, teacher_rng, reward_rng = loop["rngs"]
+    next_log, next_eval, next_checkpoint = loop["next"]
+    last_eval, last_true, last_learned = loop["last"]
+    learned = loop["reward_mode"] == "learned" and loop["counts"]["sessions"] > 0
+    phase = {"env": "true reward"}.get(loop["reward_mode"], "learned reward" if learned else "seed steps")
+    return {
+        **{k: v for k, v in state.items() if k != "loop"},
+        "format": FORMAT,
+        "loop": {"session_steps": loop["session_steps"], "phase": phase, "query_rng": query_rng},
+        "feedback": {"counts": loop["counts"], "next_query_id": loop["next_query_id"], "rng": teacher_rng},
+        "reward_learner": {"rng": reward_rng},
+        "pretraining": None,  # 0.1 kept the state-entropy statistics in the replay buffer's pickle
+        "episodes": {"recent": loop["recent_episodes"], "last": (last_true, last_learned)},
+        "evaluation": {"next": next_eval, "last": last_eval},
+        "progress": {"next": next_log},
+        "checkpoints": {"next": next_checkpoint},
+        "timings": loop["timings"],
+    }

@@ -72,18 +72,39 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _get(config: Config, path: tuple[str, ...]) -> Any:
-    value: Any = config
-    for name in path:
-        value = getattr(value, name)
-    return value
+def add_config_flags(parser: OneLineParser, defaults: Config, section: tuple[str, ...] | None = None) -> None:
+    """One flag per leaf of the config tree (or of one ``section``), grouped by section."""
+    groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
+    for path, field in cfg.leaf_fields():
+        if section is not None and path[:-1] != section:
+            continue
+        if path[:-1] not in groups:
+            groups[path[:-1]] = parser.add_argument_group(SECTION_TITLES.get(path[:-1], ".".join(path[:-1])))
+        kind = cfg.field_type(path)
+        origin = typing.get_origin(kind)
+        help_text = f"{field.metadata['help']} (default: {cfg.get_leaf(defaults, path)!r})".replace("%", "%%")
+        name = "--" + cfg.flag(path[-1])
+        common: dict[str, Any] = {"dest": "/".join(path), "default": argparse.SUPPRESS, "help": help_text}
+        group = groups[path[:-1]]
+        if kind is bool:
+            group.add_argument(name, action=argparse.BooleanOptionalAction, **common)
+        elif origin is Literal:
+            group.add_argument(name, choices=typing.get_args(kind), **common)
+        elif origin is list:
+            group.add_argument(name, nargs="+", type=int, metavar="N", **common)
+        elif origin is dict:
+            group.add_argument(name, nargs="*", type=_key_value, metavar="KEY=VALUE", **common)
+        else:
+            group.add_argument(name, type=kind, metavar=kind.__name__.upper(), **common)
 
 
-def _set(config: Config, path: tuple[str, ...], value: Any) -> None:
-    node: Any = config
-    for name in path[:-1]:
-        node = getattr(node, name)
-    setattr(node, path[-1], value)
+def apply_config_flags(config: Config, args: dict[str, Any]) -> None:
+    """Set the leaves parsed by :func:`add_config_flags` (``KEY=VALUE`` tables are merged)."""
+    for dest, value in args.items():
+        path = tuple(dest.split("/"))
+        if isinstance(value, list) and value and isinstance(value[0], tuple):
+            value = {**cfg.get_leaf(config, path), **dict(value)}
+        cfg.set_leaf(config, path, value)
 
 
 def train_parser(defaults: Config) -> OneLineParser:
@@ -95,28 +116,7 @@ def train_parser(defaults: Config) -> OneLineParser:
     )
     parser.add_argument("--config", metavar="FILE", help="JSON or TOML file of settings (e.g. a run's config.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
-    for path, field in cfg.leaf_fields():
-        section = path[:-1]
-        if section not in groups:
-            groups[section] = parser.add_argument_group(SECTION_TITLES.get(section, ".".join(section)))
-        kind = cfg.field_type(path)
-        origin = typing.get_origin(kind)
-        current = _get(defaults, path)
-        help_text = f"{field.metadata['help']} (default: {current!r})".replace("%", "%%")
-        name = "--" + cfg.flag(path[-1])
-        dest = "/".join(path)
-        common: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
-        if kind is bool:
-            groups[section].add_argument(name, action=argparse.BooleanOptionalAction, **common)
-        elif origin is Literal:
-            groups[section].add_argument(name, choices=typing.get_args(kind), **common)
-        elif origin is list:
-            groups[section].add_argument(name, nargs="+", type=int, metavar="N", **common)
-        elif origin is dict:
-            groups[section].add_argument(name, nargs="*", type=_key_value, metavar="KEY=VALUE", **common)
-        else:
-            groups[section].add_argument(name, type=kind, metavar=kind.__name__.upper(), **common)
+    add_config_flags(parser, defaults)
     return parser
 
 
@@ -129,11 +129,7 @@ def parse_train_args(argv: Sequence[str]) -> tuple[Config, bool]:
     args = vars(train_parser(base).parse_args(argv))
     overwrite = bool(args.pop("overwrite", False))
     args.pop("config", None)
-    for dest, value in args.items():
-        path = tuple(dest.split("/"))
-        if isinstance(value, list) and value and isinstance(value[0], tuple):
-            value = {**_get(base, path), **dict(value)}
-        _set(base, path, value)
+    apply_config_flags(base, args)
     base.validate()
     return base, overwrite
 
@@ -215,28 +211,24 @@ def _resume(argv: list[str]) -> int:
 def _fit_reward(argv: list[str]) -> int:
     parser = OneLineParser(
         prog="pebble fit-reward",
-        description="Fit a reward model to the labels of a store and report held-out accuracy.",
+        description="Fit a reward model to the labels of a store and report held-out accuracy. "
+        "The reward-model flags and their defaults are those of pebble train.",
     )
     parser.add_argument("store", help="a label store (RUN_DIR/labels.db)")
     parser.add_argument("--out", default="", help="where to save the fitted reward model (.pt)")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="labels held out for testing (default 0.2)")
-    parser.add_argument("--reward-hidden", type=int, nargs="+", default=Config().reward.reward_hidden)
-    parser.add_argument("--ensemble-size", type=int, default=Config().reward.ensemble_size)
-    parser.add_argument("--reward-epochs", type=int, default=200, help="maximum epochs (default 200)")
-    parser.add_argument("--accuracy-stop", type=float, default=0.97)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--reward-next-state",
-        action=argparse.BooleanOptionalAction,
-        default=Config().reward.reward_next_state,
-        help="fit r(s, a, s') (default), which needs a store written with next states (schema version 2)",
-    )
-    args = parser.parse_args(argv)
-    if not 0 <= args.test_fraction < 1:
-        raise UsageError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    defaults = Config()
+    add_config_flags(parser, defaults, section=("reward",))
+    args = vars(parser.parse_args(argv))
+    options = {k: args.pop(k) for k in ("store", "out", "test_fraction", "seed")}
+    apply_config_flags(defaults, args)
+    defaults.validate()
+    if not 0 <= options["test_fraction"] < 1:
+        raise UsageError(f"--test-fraction must be in [0, 1), got {options['test_fraction']}")
     from pebble.offline import fit_reward
 
-    return _run_guarded(lambda: fit_reward(**{k: v for k, v in vars(args).items()}))
+    return _run_guarded(lambda: fit_reward(reward=defaults.reward, **options))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ leaf names are unique across the tree so that each one maps to exactly one flag
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import tomllib
 import types
@@ -18,9 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-QUERY_SCHEMES = ("uniform", "disagreement", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy")
-ALGORITHMS = ("sac", "td3", "ddpg")
-SCHEDULES = ("constant", "decay", "increase")
+#: The names of the choices; the objects behind them live where they are built
+#: (:func:`pebble.query_selection.make_selector`, :data:`pebble.learners.ALGORITHMS`).
+QueryScheme = Literal["uniform", "disagreement", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy"]
+AlgoName = Literal["sac", "td3", "ddpg"]
+ScheduleKind = Literal["constant", "decay", "increase"]
+QUERY_SCHEMES: tuple[str, ...] = typing.get_args(QueryScheme)
+ALGORITHMS: tuple[str, ...] = typing.get_args(AlgoName)
+SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
 
 
 class ConfigError(ValueError):
@@ -38,7 +44,7 @@ def opt(default: Any, help: str, **kwargs: Any) -> Any:
 class AlgoConfig:
     """The off-policy RL algorithm (Stable-Baselines3) trained on the learned reward."""
 
-    algo: Literal["sac", "td3", "ddpg"] = opt("sac", "SB3 off-policy algorithm: sac, td3 or ddpg.")
+    algo: AlgoName = opt("sac", "SB3 off-policy algorithm: sac, td3 or ddpg.")
     learning_rate: float = opt(3e-4, "Learning rate of actor and critic (SB3/RL-Zoo default for MuJoCo).")
     batch_size: int = opt(256, "Minibatch size of the RL updates.")
     buffer_size: int = opt(1_000_000, "Replay buffer capacity in transitions (all environment copies together).")
@@ -108,12 +114,10 @@ class FeedbackConfig:
     queries_per_session: int = opt(
         0, "Queries per session; 0 spreads max_feedback evenly over the sessions that fit in total_steps."
     )
-    schedule: Literal["constant", "decay", "increase"] = opt(
-        "constant", "How the session size changes over the run: constant, decay or increase."
-    )
+    schedule: ScheduleKind = opt("constant", "How the session size changes over the run: constant, decay or increase.")
     segment_length: int = opt(50, "Length H of each clip (environment steps).")
     query_size: int = opt(2, "Number K of clips per query (2: pairs; >2: rankings, Plackett-Luce).")
-    query_scheme: str = opt(
+    query_scheme: QueryScheme = opt(
         "disagreement", "Query selection: " + ", ".join(QUERY_SCHEMES) + ". The first session is always uniform."
     )
     oversample: int = opt(10, "Candidate queries drawn per selected query by the informed schemes.")
@@ -267,6 +271,38 @@ def field_type(path: tuple[str, ...]) -> Any:
     return typing.get_type_hints(cls)[path[-1]]
 
 
+def get_leaf(config: Config, path: tuple[str, ...]) -> Any:
+    """The value of the leaf at ``path``."""
+    value: Any = config
+    for name in path:
+        value = getattr(value, name)
+    return value
+
+
+def set_leaf(config: Config, path: tuple[str, ...], value: Any) -> None:
+    """Set the leaf at ``path`` (no checks; see :func:`override`)."""
+    node: Any = config
+    for name in path[:-1]:
+        node = getattr(node, name)
+    setattr(node, path[-1], value)
+
+
+def override(config: Config, **settings: Any) -> Config:
+    """A copy of ``config`` with leaves set by name (``max_feedback=200``), each checked and
+    converted like a config file's value; an unknown name is a :class:`ConfigError`."""
+    paths = {path[-1]: path for path, _ in leaf_fields()}
+    config = _copy(config)
+    for name, value in settings.items():
+        if name not in paths:
+            close = difflib.get_close_matches(name, list(paths), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"unknown setting {name!r}{hint}")
+        if isinstance(value, tuple):
+            value = list(value)
+        set_leaf(config, paths[name], coerce(paths[name], value))
+    return config
+
+
 def to_dict(config: Config) -> dict[str, Any]:
     """The nested plain-data form saved as ``config.json``."""
     return dataclasses.asdict(config)
@@ -274,13 +310,7 @@ def to_dict(config: Config) -> dict[str, Any]:
 
 def flat_items(config: Config) -> list[tuple[str, Any]]:
     """(leaf name, value) pairs, in tree order: the hyperparameter table."""
-    items = []
-    for path, _ in leaf_fields():
-        value: Any = config
-        for name in path:
-            value = getattr(value, name)
-        items.append((path[-1], value))
-    return items
+    return [(path[-1], get_leaf(config, path)) for path, _ in leaf_fields()]
 
 
 def coerce(path: tuple[str, ...], value: Any) -> Any:

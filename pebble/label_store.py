@@ -67,13 +67,15 @@ class StoredAnswer:
 
 
 class LabelStore:
-    """Append-only SQLite store of answered queries."""
+    """Append-only SQLite store of answered queries (``path=":memory:"``: kept in memory only)."""
+
+    MEMORY = ":memory:"
 
     def __init__(self, path: str | Path, meta: dict[str, object] | None = None, read_only: bool = False) -> None:
         self.path = Path(path)
         if read_only and not self.path.exists():
             raise LabelStoreError(f"label store {self.path} does not exist")
-        uri = f"file:{self.path}?mode=ro" if read_only else str(self.path)
+        uri = f"file:{self.path}?mode=ro" if read_only else str(path)
         try:
             self.db = sqlite3.connect(uri, uri=read_only, isolation_level=None)
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -178,6 +180,14 @@ class LabelStore:
                 yield _decode(row)
         except (sqlite3.DatabaseError, ValueError) as exc:
             raise LabelStoreError(f"label store {self.path} has an unreadable row ({exc})") from None
+
+    def backup(self, path: str | Path) -> None:
+        """Copy the whole store, consistently, to a new file ``path`` (SQLite's online backup)."""
+        target = sqlite3.connect(str(path))
+        try:
+            self.db.backup(target)
+        finally:
+            target.close()
 
     def close(self) -> None:
         self.db.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pebble.config import RewardModelConfig
 from pebble.label_store import LabelStore, LabelStoreError, require_next_states
 from pebble.labels import PreferenceDataset
+from pebble.reward_learning import RewardTrainer
 from pebble.reward_model import RewardModel
 
 
@@ -16,15 +19,15 @@ def fit_reward(
     store: str,
     out: str = "",
     test_fraction: float = 0.2,
-    reward_hidden: list[int] | None = None,
-    ensemble_size: int = 3,
-    reward_epochs: int = 200,
-    accuracy_stop: float = 0.97,
+    reward: RewardModelConfig | None = None,
     seed: int = 0,
-    reward_next_state: bool = False,
-    print_fn=print,
+    print_fn: Callable[[str], None] = print,
 ) -> dict[str, float]:
-    """Train on a random (1 - test_fraction) of the labels, report accuracy on the rest."""
+    """Train on a random (1 - test_fraction) of the labels, report accuracy on the rest.
+
+    ``reward`` holds the reward-model settings (default: a run's defaults)."""
+    reward = reward if reward is not None else RewardModelConfig()
+    reward_next_state = reward.reward_next_state
     source = LabelStore(store, read_only=True)
     meta = source.meta
     rows = [r for r in source if r.answer.kind != "skip"]
@@ -43,18 +46,16 @@ def fit_reward(
     test = PreferenceDataset(obs_dim, act_dim, k, h, reward_next_state)
     for i, index in enumerate(order):
         (test if i < n_test else train).add(rows[index].query, rows[index].answer)
-    model = RewardModel(
-        obs_dim, act_dim, reward_hidden or [128, 128, 128], ensemble_size, max_epochs=reward_epochs,
-        accuracy_stop=accuracy_stop, next_state=reward_next_state,
-    )  # fmt: skip
+    model = RewardModel(obs_dim, act_dim, reward)
+    trainer = RewardTrainer(model)
     real = train.mask.bool()  # padded steps after a termination are not states the model sees
     model.fit_input_normalization(
         train.obs[real].numpy(),
         train.actions[real].numpy(),
         train.next_obs[real].numpy() if reward_next_state else None,
     )
-    stats = model.train_session(train, rng)
-    test_loss, test_acc = model.evaluate(test)
+    stats = trainer.train(train, rng)
+    test_loss, test_acc = trainer.evaluate(test)
     result = {
         "labels": float(len(rows)),
         "train_labels": float(len(train)),

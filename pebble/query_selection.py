@@ -12,17 +12,22 @@ p_m = softmax(scores_m) over the clips (for K = 2: (1 - P(1 > 0), P(1 > 0))).
 * ``kcenter_disagreement`` / ``kcenter_entropy``: keep the top half of the candidates by
   disagreement / entropy, then k-center among them.
 
-Informed schemes draw ``oversample`` times more candidates than they return.
+Informed schemes draw ``oversample`` times more candidates than they return. Each scheme is
+one :class:`QuerySelector`; the candidate pool (:class:`~pebble.clips.ClipPool`) is separate
+from the scoring rule, so a variant that changes where clips come from (QPA) or how they are
+scored is one new class.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from pebble.buffer import PreferenceReplayBuffer, Segments
+from pebble.clips import ClipPool, Segments
+from pebble.config import QUERY_SCHEMES, QueryScheme
 
 #: (obs, act, mask, next_obs) -> (M, C, K) per-member clip scores
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -64,41 +69,89 @@ def kcenter(features: np.ndarray, labelled: np.ndarray, count: int) -> np.ndarra
     return np.asarray(picks, dtype=np.int64)
 
 
-def select_queries(
-    scheme: str,
-    buffer: PreferenceReplayBuffer,
-    count: int,
-    query_size: int,
-    segment_length: int,
-    oversample: int,
-    rng: np.random.Generator,
-    score_fn: ScoreFn | None,
-    labelled_features: np.ndarray,
-    recent: int = 0,
-) -> Segments:
-    """``count`` queries of ``query_size`` clips; returns ``count * query_size`` clips, query-major.
+class QuerySelector(ABC):
+    """Chooses ``count`` queries of ``query_size`` clips from a pool of candidate clips."""
 
-    ``recent > 0`` draws clips (and candidates) from the last ``recent`` stored steps only.
-    """
-    if scheme == "uniform" or score_fn is None:
-        return buffer.sample_clips(count * query_size, segment_length, rng, recent)
-    candidates = count * max(1, oversample)
-    clips = buffer.sample_clips(candidates * query_size, segment_length, rng, recent)
-    shape = (candidates, query_size)
+    @abstractmethod
+    def select(self, pool: ClipPool, count: int, query_size: int, rng: np.random.Generator) -> Segments:
+        """``count * query_size`` clips, query-major (clips ``i*K .. i*K+K-1`` form query i)."""
 
-    def grouped(a: np.ndarray) -> np.ndarray:
-        return a.reshape(*shape, *a.shape[1:])
 
-    if scheme in ("kcenter",):
-        keep = np.arange(candidates)
-    else:
+class UniformSelector(QuerySelector):
+    """Random queries (the reference's ``uniform``; every run's first session)."""
+
+    def select(self, pool: ClipPool, count: int, query_size: int, rng: np.random.Generator) -> Segments:
+        return pool.sample(count * query_size, rng)
+
+
+def _queries(clips: Segments, keep: np.ndarray, query_size: int) -> Segments:
+    """The clips of candidate queries ``keep``, query-major."""
+    return clips.take((keep[:, None] * query_size + np.arange(query_size)[None, :]).reshape(-1))
+
+
+class ScoredSelector(QuerySelector):
+    """Draws ``oversample`` times more candidate queries than asked and keeps the top ones by
+    ``rule`` applied to the ensemble's clip scores (``disagreement`` or ``entropy``)."""
+
+    def __init__(self, rule: Callable[[np.ndarray], np.ndarray], score_fn: ScoreFn, oversample: int) -> None:
+        self.rule, self.score_fn, self.oversample = rule, score_fn, max(1, oversample)
+
+    def candidates(self, pool: ClipPool, count: int, query_size: int, rng: np.random.Generator) -> Segments:
+        """``count * oversample`` candidate queries."""
+        return pool.sample(count * self.oversample * query_size, rng)
+
+    def rank(self, clips: Segments, query_size: int) -> np.ndarray:
+        """Candidate queries, best first."""
         assert clips.next_obs is not None  # buffer clips always carry them
-        scores = score_fn(grouped(clips.obs), grouped(clips.actions), grouped(clips.mask), grouped(clips.next_obs))
-        value = disagreement(scores) if scheme.endswith("disagreement") else entropy(scores)
-        order = np.argsort(-value, kind="stable")
-        keep = order[: max(count, candidates // 2)] if scheme.startswith("kcenter") else order[:count]
-    if scheme.startswith("kcenter"):
-        features = grouped(clips.obs)[keep].reshape(len(keep), -1)
-        keep = keep[kcenter(features, labelled_features, count)]
-    clip_index = (keep[:, None] * query_size + np.arange(query_size)[None, :]).reshape(-1)
-    return clips.take(clip_index)
+
+        def grouped(a: np.ndarray) -> np.ndarray:
+            return a.reshape(-1, query_size, *a.shape[1:])
+
+        scores = self.score_fn(grouped(clips.obs), grouped(clips.actions), grouped(clips.mask), grouped(clips.next_obs))
+        return np.argsort(-self.rule(scores), kind="stable")
+
+    def select(self, pool: ClipPool, count: int, query_size: int, rng: np.random.Generator) -> Segments:
+        clips = self.candidates(pool, count, query_size, rng)
+        return _queries(clips, self.rank(clips, query_size)[:count], query_size)
+
+
+class KCenterSelector(QuerySelector):
+    """Greedy k-center over candidate queries, far from the labelled ones and from each other.
+
+    With a ``base`` selector (``kcenter_disagreement``, ``kcenter_entropy``) the candidates are
+    the base's and only its top half (at least ``count``) enters k-center, as imitation's
+    active-selection fragmenter wraps a base fragmenter.
+    """
+
+    def __init__(
+        self, labelled_features: Callable[[], np.ndarray], oversample: int, base: ScoredSelector | None = None
+    ) -> None:
+        self.labelled_features, self.oversample, self.base = labelled_features, max(1, oversample), base
+
+    def select(self, pool: ClipPool, count: int, query_size: int, rng: np.random.Generator) -> Segments:
+        candidates = count * self.oversample
+        if self.base is None:
+            clips = pool.sample(candidates * query_size, rng)
+            keep = np.arange(candidates)
+        else:
+            clips = self.base.candidates(pool, count, query_size, rng)
+            keep = self.base.rank(clips, query_size)[: max(count, candidates // 2)]
+        features = clips.obs.reshape(candidates, query_size, -1)[keep].reshape(len(keep), -1)
+        return _queries(clips, keep[kcenter(features, self.labelled_features(), count)], query_size)
+
+
+def make_selector(
+    scheme: QueryScheme, score_fn: ScoreFn, labelled_features: Callable[[], np.ndarray], oversample: int
+) -> QuerySelector:
+    """The selector of a ``--query-scheme`` name."""
+    scored = {"disagreement": disagreement, "entropy": entropy}
+    if scheme == "uniform":
+        return UniformSelector()
+    if scheme in scored:
+        return ScoredSelector(scored[scheme], score_fn, oversample)
+    if scheme == "kcenter":
+        return KCenterSelector(labelled_features, oversample)
+    if scheme.startswith("kcenter_") and scheme.removeprefix("kcenter_") in scored:
+        base = ScoredSelector(scored[scheme.removeprefix("kcenter_")], score_fn, oversample)
+        return KCenterSelector(labelled_features, oversample, base)
+    raise ValueError(f"unknown query scheme {scheme!r}; choose one of {', '.join(QUERY_SCHEMES)}")

@@ -1,4 +1,6 @@
-"""The ensemble reward model r_hat(s, a), trained on preferences.
+"""The ensemble reward model r_hat(s, a) or r_hat(s, a, s'): networks, inference and persistence.
+
+Training on preferences (loss, epochs, early stop) is :mod:`pebble.reward_learning`'s job.
 
 The members run one after the other, a Python loop over M ``nn.Sequential`` MLPs: on this
 CPU one batched computation (weights stacked as (M, in, out), ``torch.matmul``) was no faster
@@ -18,8 +20,6 @@ reward instead of 0.51 from the same 56 labels (README, Performance).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from pebble.config import RewardModelConfig
-from pebble.faults import crash_point
 from pebble.labels import PreferenceDataset
-from pebble.preferences import pairwise_agreement, preference_nll
 
 
 class Ensemble(nn.Module):
@@ -69,62 +67,23 @@ class Ensemble(nn.Module):
         return torch.stack([net(x[m]).squeeze(-1) for m, net in enumerate(self.nets)])
 
 
-@dataclass
-class TrainStats:
-    """What one feedback session's reward training did."""
-
-    loss: float
-    train_accuracy: float
-    epochs: int
-    labels: int
-
-
 class RewardModel:
-    """Ensemble reward model with its optimiser, training loop and persistence."""
+    """Ensemble reward model with its optimiser (saved with it, for an exact resume) and persistence."""
 
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        hidden: list[int],
-        members: int = 3,
-        lr: float = 3e-4,
-        batch_size: int = 128,
-        max_epochs: int = 50,
-        accuracy_stop: float = 0.97,
-        normalize_inputs: bool = True,
-        output: str = "linear",
-        weight_decay: float = 0.0,
-        next_state: bool = False,
-    ) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, config: RewardModelConfig | None = None) -> None:
+        #: every setting comes from the ``reward`` section of the config tree (one source of defaults)
+        self.config = config if config is not None else RewardModelConfig()
+        c = self.config
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.batch_size, self.max_epochs, self.accuracy_stop = batch_size, max_epochs, accuracy_stop
         #: r(s, a, s') instead of r(s, a): inputs are concat(s, a, s')
-        self.next_state = next_state
-        self.ensemble = Ensemble(obs_dim * (2 if next_state else 1) + act_dim, hidden, members, output)
+        self.next_state = c.reward_next_state
+        self.normalize_inputs = c.normalize_inputs
+        inputs = obs_dim * (2 if self.next_state else 1) + act_dim
+        self.ensemble = Ensemble(inputs, list(c.reward_hidden), c.ensemble_size, c.reward_output)
         # Decoupled decay (AdamW): an L2 term in the gradient would be rescaled by Adam's
         # per-weight step sizes and regularise the rarely-updated weights least.
         self.optimizer = torch.optim.Adam(
-            self.ensemble.parameters(), lr=lr, weight_decay=weight_decay, decoupled_weight_decay=True
-        )
-        self.normalize_inputs = normalize_inputs
-
-    @classmethod
-    def from_config(cls, obs_dim: int, act_dim: int, config: RewardModelConfig) -> RewardModel:
-        """A reward model with every setting of the ``reward`` section of a run's config."""
-        return cls(
-            obs_dim,
-            act_dim,
-            list(config.reward_hidden),
-            config.ensemble_size,
-            config.reward_lr,
-            config.reward_batch_size,
-            config.reward_epochs,
-            config.accuracy_stop,
-            config.normalize_inputs,
-            config.reward_output,
-            config.reward_weight_decay,
-            config.reward_next_state,
+            self.ensemble.parameters(), lr=c.reward_lr, weight_decay=c.reward_weight_decay, decoupled_weight_decay=True
         )
 
     @property
@@ -176,66 +135,14 @@ class RewardModel:
         rewards = self.ensemble(x).reshape(self.members, *mask.shape) * torch.as_tensor(mask, dtype=torch.float32)
         return rewards.sum(-1).reshape(self.members, *lead).numpy()
 
-    # ------------------------------------------------------------------ training
-    def _member_scores(self, data: PreferenceDataset, index: Tensor) -> Tensor:
-        """Scores (M, b, K) of the queries ``index`` (M, b): each member sees its own batch."""
+    def member_scores(self, data: PreferenceDataset, index: Tensor) -> Tensor:
+        """Scores (M, b, K) of the labelled queries ``index`` (M, b): member m scores its own batch
+        ``index[m]`` (with gradients; the trainer in :mod:`pebble.reward_learning` calls this)."""
         obs, act, mask = data.obs[index], data.actions[index], data.mask[index]  # (M, b, K, H, .)
         m, b, k, h = mask.shape
         parts = [obs, act] + ([data.next_obs[index]] if self.next_state else [])
         x = torch.cat(parts, dim=-1).reshape(m, b * k * h, -1)
         return (self.ensemble(x).reshape(m, b, k, h) * mask).sum(-1)
-
-    def evaluate(self, data: PreferenceDataset, start: int = 0) -> tuple[float, float]:
-        """(mean loss, mean pairwise accuracy over non-equal labels) on labels ``start:``."""
-        if len(data) <= start:
-            return math.nan, math.nan
-        with torch.inference_mode():
-            index = torch.arange(start, len(data)).expand(self.members, -1)
-            scores = self._member_scores(data, index)
-            rankings, equal = data.rankings[index[0]], data.equal[index[0]]
-            loss = preference_nll(scores, rankings, equal).mean().item()
-            ranked = ~equal
-            acc = pairwise_agreement(scores, rankings)[:, ranked].mean().item() if ranked.any() else math.nan
-        return loss, acc
-
-    def train_session(self, data: PreferenceDataset, rng: np.random.Generator) -> TrainStats:
-        """Fit on all labels so far: up to ``max_epochs`` epochs, stopping early at ``accuracy_stop``.
-
-        The model is not re-initialised between sessions (PEBBLE). Each member draws its own
-        permutation of the labels every epoch.
-        """
-        n = len(data)
-        if n == 0:
-            return TrainStats(math.nan, math.nan, 0, 0)
-        self.ensemble.train()
-        loss_sum = acc_sum = 0.0
-        epoch = 0
-        for epoch in range(1, self.max_epochs + 1):
-            perms = torch.as_tensor(np.stack([rng.permutation(n) for _ in range(self.members)]))
-            loss_sum = acc_sum = 0.0
-            count = 0
-            ranked_count = 0.0
-            for start in range(0, n, self.batch_size):
-                index = perms[:, start : start + self.batch_size]
-                scores = self._member_scores(data, index)
-                rankings, equal = data.rankings[index], data.equal[index]
-                nll = preference_nll(scores, rankings, equal)
-                loss = nll.mean(1).sum()  # members are independent: sum of their mean losses
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                with torch.no_grad():
-                    loss_sum += nll.sum().item() / self.members
-                    agree = pairwise_agreement(scores.detach(), rankings)
-                    acc_sum += (agree * (~equal)).sum().item() / self.members
-                count += index.shape[1]
-                ranked_count += (~equal).sum().item() / self.members
-            crash_point("reward_epoch")
-            if ranked_count and acc_sum / ranked_count > self.accuracy_stop:
-                break
-        self.ensemble.eval()
-        accuracy = acc_sum / ranked_count if ranked_count else math.nan
-        return TrainStats(loss_sum / count, accuracy, epoch, n)
 
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, object]:

@@ -11,11 +11,14 @@ correctly (Chan et al.'s parallel algorithm, via SB3's ``RunningMeanStd``).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch import Tensor
+
+from pebble.reward_sources import RewardSource
 
 
 def knn_distance(queries: Tensor, reference: Tensor, k: int, chunk: int = 16384) -> Tensor:
@@ -36,8 +39,11 @@ def knn_distance(queries: Tensor, reference: Tensor, k: int, chunk: int = 16384)
     return best[:, -1]
 
 
-class StateEntropyReward:
-    """k-NN distance normalised by a running standard deviation."""
+class StateEntropyReward(RewardSource):
+    """k-NN distance normalised by a running standard deviation: the reward source of
+    pre-training, computed for each sampled minibatch against every stored observation."""
+
+    name = "pre-training"
 
     def __init__(self, k: int = 5) -> None:
         self.k = k
@@ -58,6 +64,19 @@ class StateEntropyReward:
         self.seconds += time.perf_counter() - tic
         return reward
 
+    def minibatch_rewards(self, next_obs: Tensor, stored_obs: np.ndarray) -> Tensor:
+        return self(next_obs, torch.as_tensor(stored_obs).float())
+
     @property
     def running_std(self) -> float:
         return float(np.sqrt(self.stats.var))
+
+    def state_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {"mean": s.mean, "var": s.var, "count": s.count, "seconds": self.seconds,
+                "last": (self.last_distance_mean, self.last_reward_mean)}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stats.mean, self.stats.var, self.stats.count = state["mean"], state["var"], state["count"]
+        self.seconds = state["seconds"]
+        self.last_distance_mean, self.last_reward_mean = state["last"]

@@ -38,3 +38,19 @@ def open_writer(log_dir: Path, hyperparameters: list[tuple[str, Any]], purge_ste
     rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows, 0)
     return writer
+
+
+class NullWriter:
+    """Stands in for a ``SummaryWriter`` when a run has no folder (a notebook): logs nothing."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_text(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

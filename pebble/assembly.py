@@ -1,0 +1,338 @@
+"""Builds every object of a run once, in one place, and saves or restores them together.
+
+The order matters for exactness: the SB3 algorithm is built (and seeds the global RNGs)
+before the reward model draws its initial weights, as it always has, so that a seed gives
+the same run as in earlier versions.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+from torch.utils.tensorboard import SummaryWriter
+
+from envs import state as env_state
+from envs.make import episode_limit, eval_env_of, make_vec_env, recorded_state_dim, vec_env_of
+from pebble import checkpoint
+from pebble import config as config_mod
+from pebble import run_dir as run_folder
+from pebble.callbacks import CheckpointTimer, EpisodeTracker, Evaluation, ProgressReport
+from pebble.checkpoint import CheckpointError
+from pebble.config import Config, ConfigError
+from pebble.feedback import FeedbackCollector
+from pebble.label_store import LabelStore, LabelStoreError, require_next_states
+from pebble.labels import PreferenceDataset
+from pebble.learners import ALGORITHMS, OffPolicyLearner, build_off_policy
+from pebble.loop import PebbleLoop
+from pebble.pretraining import Pretraining
+from pebble.query_selection import make_selector
+from pebble.reward_learning import RewardLearner
+from pebble.reward_model import RewardModel
+from pebble.reward_sources import RewardSource, TrueReward
+from pebble.schedule import FeedbackSchedule
+from pebble.tensorboard import NullWriter, open_writer
+from teachers.contract import Answer, Query, Teacher, TeacherError
+from teachers.registry import make_teacher
+
+
+def _size(space: Any) -> int:
+    return int(np.prod(space.shape or ()))
+
+
+def run_meta(config: Config, env: VecEnv) -> dict[str, Any]:
+    """What labels and checkpoints of a run must agree on to be reused."""
+    return {
+        "env": config.env,
+        "obs_dim": _size(env.observation_space),
+        "act_dim": _size(env.action_space),
+        "query_size": config.feedback.query_size,
+        "segment_length": config.feedback.segment_length,
+    }
+
+
+def build_teacher(config: Config, run_dir: Path | None) -> Teacher:
+    """The configured teacher; construction errors are bad input (a :class:`ConfigError`)."""
+    kwargs = dict(config.feedback.teacher_kwargs)
+    if config.feedback.teacher == "human":
+        h = config.human
+        clips = run_dir / "clips" if run_dir is not None else Path(tempfile.mkdtemp(prefix="pebble-clips-"))
+        context = {"env_id": config.env, "clip_dir": str(clips), "host": h.host, "port": h.port,
+                   "width": h.render_width, "height": h.render_height, "fps": h.render_fps, "wait": h.human_wait,
+                   "budget": config.feedback.max_feedback}  # fmt: skip
+        kwargs = {**context, **kwargs}
+    try:
+        return make_teacher(config.feedback.teacher, {"env_id": config.env}, **kwargs)
+    except TeacherError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def read_external_labels(config: Config, meta: dict[str, Any]) -> list[tuple[Query, Answer]]:
+    """Labels of another run's store (``--labels-from``), checked against this run's shapes."""
+    path = Path(config.labels_from)
+    source = LabelStore(path, read_only=True)
+    try:
+        for key in ("obs_dim", "act_dim", "query_size", "segment_length"):
+            if source.meta.get(key) != meta[key]:
+                raise LabelStoreError(
+                    f"--labels-from {path}: its {key} is {source.meta.get(key)}, this run needs {meta[key]}"
+                )
+        labels = [(row.query, row.answer) for row in source if row.answer.kind != "skip"]
+        if config.reward.reward_next_state:
+            require_next_states((query for query, _ in labels), f"--labels-from {path}")
+        return labels
+    finally:
+        source.close()
+
+
+def environments(config: Config, env: gym.Env | None, record_states: bool) -> tuple[VecEnv, VecEnv]:
+    """The training and the evaluation environments, checked against the config."""
+    if env is None:
+        train_env = make_vec_env(config.env, config.n_envs, config.seed, record_render_state=record_states)
+        eval_env = make_vec_env(config.env, 1, config.seed + 10_000)
+    else:
+        train_env, eval_env = vec_env_of(env, config.seed, record_states), eval_env_of(env, config.seed + 10_000)
+    limit = episode_limit(train_env)
+    if not config.true_reward and limit is not None and config.feedback.segment_length > limit:
+        raise ConfigError(
+            f"--segment-length {config.feedback.segment_length} is longer than "
+            f"{config.env}'s episode limit of {limit} steps"
+        )
+    return train_env, eval_env
+
+
+def _logging(run_dir: Path | None, model: Any, config: Config, purge: int | None) -> SummaryWriter | NullWriter:
+    """TensorBoard for PEBBLE's tags and SB3's ``train/*``; ``purge`` (on resume) hides events
+    the interrupted process logged after the checkpoint, so curves continue without duplicates."""
+    if run_dir is None:
+        return NullWriter()
+    tb_dir = run_dir / "tb"
+    logger = configure(str(tb_dir), ["tensorboard"])
+    if purge is not None:
+        for fmt in logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.writer.close()
+                fmt.writer = SummaryWriter(str(tb_dir), purge_step=purge)
+    model.set_logger(logger)
+    return open_writer(tb_dir, config_mod.flat_items(config), purge_step=purge)
+
+
+@dataclass
+class Assembly:
+    """Every object of one run."""
+
+    config: Config
+    run_dir: Path | None
+    env: VecEnv
+    eval_env: VecEnv
+    model: OffPolicyAlgorithm
+    learner: OffPolicyLearner
+    reward_model: RewardModel | None
+    dataset: PreferenceDataset | None
+    store: LabelStore | None
+    feedback: FeedbackCollector | None
+    reward_learner: RewardLearner | None
+    pretraining: Pretraining
+    episodes: EpisodeTracker
+    loop: PebbleLoop
+    evaluation: Evaluation
+    progress: ProgressReport
+    checkpoints: CheckpointTimer
+    writer: Any
+    timings: defaultdict[str, float]
+    fixed_reward: RewardSource | None
+
+    def reschedule(self, total_steps: int) -> None:
+        """Plan the feedback sessions for a new length of run."""
+        pre, fb = self.config.pretrain, self.config.feedback
+        schedule = FeedbackSchedule(pre.seed_steps + pre.unsup_steps, fb.num_interact, total_steps,
+                                    fb.max_feedback, fb.queries_per_session, fb.schedule)  # fmt: skip
+        step = self.model.num_timesteps
+        self.loop.schedule = schedule
+        if not self.config.true_reward:
+            self.loop.session_steps = [s for s in schedule.steps() if s > step] if step else schedule.steps()
+        self.progress.total_steps = total_steps
+
+    def roles_state(self) -> dict[str, Any]:
+        """Each role's state, for a checkpoint."""
+        return {
+            "loop": self.loop.state_dict(),
+            "feedback": self.feedback.state_dict() if self.feedback else None,
+            "reward_learner": self.reward_learner.state_dict() if self.reward_learner else None,
+            "pretraining": self.pretraining.state_dict(),
+            "episodes": self.episodes.state_dict(),
+            "evaluation": self.evaluation.state_dict(),
+            "progress": self.progress.state_dict(),
+            "checkpoints": self.checkpoints.state_dict(),
+            "timings": dict(self.timings),
+        }
+
+    def save_checkpoint(self, folder: Path | None = None) -> Path:
+        """An atomic checkpoint in ``folder`` (default: the run folder)."""
+        folder = folder if folder is not None else self.run_dir
+        assert folder is not None, "a checkpoint needs a run folder"
+        state = {
+            "meta": run_meta(self.config, self.env),
+            **self.roles_state(),
+            "labels_in_dataset": len(self.dataset) if self.dataset is not None else 0,
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "env": env_state.snapshot(self.env),
+            "eval_env": env_state.snapshot(self.eval_env),
+        }
+        step = self.model.num_timesteps
+        return checkpoint.write(folder, step, self.model, self.reward_model, state, self.config.checkpoint_buffer)
+
+    def source_at(self, phase: str) -> RewardSource:
+        """What the learner trained on in ``phase`` (to hand it back on resume)."""
+        if phase == "learned reward":
+            if self.fixed_reward is not None:
+                return self.fixed_reward
+            assert self.reward_learner is not None
+            return self.reward_learner.reward_source()
+        return TrueReward() if phase == "true reward" else self.pretraining.reward_source()
+
+    def restore(self, path: Path, state: dict[str, Any]) -> None:
+        """Put the roles, labels, RNGs and environments back as they were at checkpoint ``path``."""
+        if self.reward_model is not None and (path / "reward_model.pt").exists():
+            self.reward_model.load(path / "reward_model.pt")
+        for name in ("feedback", "reward_learner", "pretraining", "episodes", "evaluation", "progress", "checkpoints"):
+            part, saved = getattr(self, name), state.get(name)
+            if part is not None and saved is not None:
+                part.load_state_dict(saved)
+        self.timings.update(state["timings"])
+        self.loop.load_state_dict(state["loop"], self.source_at(state["loop"]["phase"]))
+        self._restore_labels(state)
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        env_state.restore(self.eval_env, state["eval_env"])
+        if not (path / "replay_buffer.pkl").exists() or not env_state.restore(self.env, state["env"]):
+            self.learner.restart_episodes()  # the episode in progress cannot be continued
+
+    def _restore_labels(self, state: dict[str, Any]) -> None:
+        """Rebuild the training labels as they were at the checkpoint, from the durable store:
+        answers to queries asked before the checkpoint, in the order they were given."""
+        if self.dataset is None or self.store is None or self.feedback is None:
+            return
+        for row in self.store:
+            if row.query.query_id < self.feedback.next_query_id and row.answer.kind != "skip":
+                self.dataset.add(row.query, row.answer)
+        if len(self.dataset) != state["labels_in_dataset"]:
+            raise CheckpointError(
+                f"label store {self.store.path} holds {len(self.dataset)} labels from before the checkpoint, "
+                f"the checkpoint expects {state['labels_in_dataset']}"
+            )
+
+
+def _reward_parts(
+    config: Config, obs_dim: int, act_dim: int, external: list[tuple[Query, Answer]], store_path: Path | str,
+    meta: dict[str, Any],
+) -> tuple[RewardModel, PreferenceDataset, LabelStore]:  # fmt: skip
+    """Reward model, training labels (with ``--labels-from``'s) and the label store."""
+    reward_model = RewardModel(obs_dim, act_dim, config.reward)
+    fb = config.feedback
+    dataset = PreferenceDataset(obs_dim, act_dim, fb.query_size, fb.segment_length, config.reward.reward_next_state)
+    for query, answer in external:
+        dataset.add(query, answer)
+    return reward_model, dataset, LabelStore(store_path, meta)
+
+
+def _prepare_folder(
+    config: Config, run_dir: Path | None, overwrite: bool, existing: bool, resumed: bool
+) -> None:
+    """A new run's folder is created (and cleared with ``overwrite``) once every input has been checked."""
+    if run_dir is None:
+        return
+    if not existing:
+        run_folder.create(run_dir, overwrite)
+        config_mod.save(config, run_dir / "config.json")
+    elif not resumed:  # restarting from step 0 with the stored labels: the old curves go
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+
+
+def assemble(
+    config: Config, run_dir: Path | None, env: gym.Env | None, teacher: Teacher | None,
+    fixed_reward: RewardSource | None, print_fn: Any, overwrite: bool = False, existing: bool = False,
+    checkpoint_path: Path | None = None,
+) -> Assembly:  # fmt: skip
+    """Build (or, with ``checkpoint_path``, restore) every object of a run, each once.
+
+    Everything that can fail on bad input is built before the run folder is touched.
+    """
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    learning = not config.true_reward and fixed_reward is None
+    if learning and teacher is None:
+        teacher = build_teacher(config, run_dir)
+    record_states = learning and (bool(getattr(teacher, "needs_render_states", False)) or config.human.tb_videos)
+    if record_states and config.human.tb_videos and run_dir is None:
+        raise ConfigError("--tb-videos needs a run folder (run_dir=) to write TensorBoard videos to")
+    train_env, eval_env = environments(config, env, record_states)
+    meta = run_meta(config, train_env)
+    external = read_external_labels(config, meta) if config.labels_from and learning else []
+    state = checkpoint.read_state(checkpoint_path) if checkpoint_path is not None else None
+    if state is not None and state["meta"] != meta:
+        raise CheckpointError(f"checkpoint {checkpoint_path} was written for {state['meta']}, this run has {meta}")
+    _prepare_folder(config, run_dir, overwrite, existing, state is not None)
+    if state is not None and checkpoint_path is not None:
+        model: Any = checkpoint.load_model(checkpoint_path, ALGORITHMS[config.algo.algo], train_env)
+    else:
+        model = build_off_policy(config, train_env, recorded_state_dim(train_env))
+    timings: defaultdict[str, float] = defaultdict(float)
+    parts = _roles(config, run_dir, train_env, eval_env, model, teacher if learning else None, external, meta,
+                   timings, fixed_reward, print_fn, state["step"] if state is not None else None)  # fmt: skip
+    if state is not None and checkpoint_path is not None:
+        parts.restore(checkpoint_path, state)
+    return parts
+
+
+def _roles(
+    config: Config, run_dir: Path | None, env: VecEnv, eval_env: VecEnv, model: Any, teacher: Teacher | None,
+    external: list[tuple[Query, Answer]], meta: dict[str, Any], timings: defaultdict[str, float],
+    fixed_reward: RewardSource | None, print_fn: Any, purge: int | None,
+) -> Assembly:  # fmt: skip
+    """The roles and callbacks around an algorithm, wired together."""
+    learner = OffPolicyLearner(model, timings)
+    reward_model = dataset = store = feedback = reward_learner = selector = None
+    query_rng, teacher_rng, reward_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)
+    )
+    if teacher is not None:
+        store_path = run_dir / "labels.db" if run_dir is not None else LabelStore.MEMORY
+        reward_model, dataset, store = _reward_parts(config, _size(env.observation_space), _size(env.action_space),
+                                                     external, store_path, meta)  # fmt: skip
+        feedback = FeedbackCollector(teacher, dataset, teacher_rng, store, timings)
+        reward_learner = RewardLearner(reward_model, dataset, reward_rng, timings=timings)
+        fb, labelled = config.feedback, dataset
+        selector = make_selector(fb.query_scheme, reward_model.clip_scores, labelled.state_features, fb.oversample)
+    writer = _logging(run_dir, model, config, purge)
+    pretraining = Pretraining(config.pretrain)
+    episodes = EpisodeTracker(learner, writer, config.log.correlation_rows)
+    loop = PebbleLoop(config, learner, pretraining, episodes, feedback, reward_learner, selector, query_rng, writer,
+                      timings, print_fn, fixed_reward)  # fmt: skip
+    log = config.log
+    evaluation = Evaluation(eval_env, log.eval_freq, log.eval_episodes, writer, timings)
+
+    def describe(step: int) -> list[str]:
+        return loop.describe(step) + ([] if np.isnan(evaluation.last) else [f"eval {evaluation.last:.1f}"])
+
+    progress = ProgressReport(log.log_interval, config.total_steps, writer, describe, print_fn)
+    parts = Assembly(config, run_dir, env, eval_env, model, learner, reward_model, dataset, store, feedback,
+                     reward_learner, pretraining, episodes, loop, evaluation, progress,
+                     CheckpointTimer(0, lambda: None), writer, timings, fixed_reward)  # fmt: skip
+    if run_dir is not None:
+        parts.checkpoints = CheckpointTimer(config.checkpoint_freq, parts.save_checkpoint)
+    for callback in (episodes, loop, evaluation, progress, parts.checkpoints):
+        callback.init_callback(model)  # usable before and after learn() (the final evaluation)
+    return parts

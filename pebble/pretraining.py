@@ -1,0 +1,57 @@
+"""Unsupervised pre-training, PEBBLE's first phase (Sec. 4.1), and its end (Sec. 4.2).
+
+For ``unsup_steps`` steps after the seed steps the learner trains on the k-NN state-entropy
+reward (:class:`~pebble.state_entropy.StateEntropyReward`, a reward source computed for
+each minibatch), so that the first clips the teacher sees are diverse. When the first
+feedback session has relabelled the buffer with the learned reward, pre-training ends:
+
+* the critic is reset (new critic, new target, new optimiser): its Q-values estimate a
+  reward that is no longer optimised; the actor and SAC's temperature are kept, so the
+  exploration carries over (``--reset-actor`` starts the policy afresh too);
+* ``extra_updates`` RL updates run on the relabelled buffer before the next env step
+  (the reference runs 100).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+from pebble.config import PretrainConfig
+from pebble.learners import Learner
+from pebble.reward_sources import RewardSource, TrueReward
+from pebble.state_entropy import StateEntropyReward
+
+
+class Pretraining:
+    """The pre-training phase: its reward source, its end, its TensorBoard tags."""
+
+    def __init__(self, config: PretrainConfig) -> None:
+        self.config = config
+        self.entropy = StateEntropyReward(config.knn_k)
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.unsup_steps > 0
+
+    def reward_source(self) -> RewardSource:
+        """What the learner trains on from the first update until the first feedback session."""
+        return self.entropy if self.enabled else TrueReward()
+
+    def finish(self, learner: Learner) -> None:
+        """End pre-training: reset what the config says and run the extra updates."""
+        c = self.config
+        learner.end_pretraining(critic=c.reset_critic, actor=c.reset_actor, extra_updates=c.extra_updates)
+
+    def log(self, writer: SummaryWriter, step: int) -> None:
+        """``pretrain/*``: the k-NN distances and the intrinsic reward of the last minibatch."""
+        writer.add_scalar("pretrain/knn_distance_mean", self.entropy.last_distance_mean, step)
+        writer.add_scalar("pretrain/knn_running_std", self.entropy.running_std, step)
+        writer.add_scalar("pretrain/intrinsic_reward_mean", self.entropy.last_reward_mean, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"entropy": self.entropy.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.entropy.load_state_dict(state["entropy"])

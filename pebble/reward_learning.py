@@ -1,0 +1,177 @@
+"""Reward learning: fitting the reward model to the labels, and the reward the RL learner sees.
+
+Two roles, after imitation's split of preference comparisons:
+
+* :class:`RewardTrainer` fits a :class:`~pebble.reward_model.RewardModel` to a
+  :class:`~pebble.labels.PreferenceDataset` with a :class:`PreferenceLoss` (the
+  trajectory-level Plackett-Luce likelihood; Bradley-Terry-Luce for pairs): up to
+  ``reward_epochs`` epochs over all labels, each member with its own shuffle, stopping once
+  the mean training accuracy exceeds ``accuracy_stop`` (PEBBLE). The model is never
+  re-initialised between sessions.
+* :class:`RewardLearner` is what a feedback session calls: fix the input statistics (once),
+  measure the new labels before training on them (held-out accuracy), train, and hand out
+  the :class:`~pebble.reward_sources.RewardSource` the RL learner is relabelled with.
+
+Where the PEBBLE variants plug in, without editing the loop (docs/architecture.md):
+
+* a noise-robust loss or a label filter (RIME): pass ``loss=`` or override
+  :meth:`RewardTrainer.batch_loss`;
+* augmented or extra unlabelled pairs (SURF): override :meth:`RewardTrainer.batch_loss`
+  (it receives each member's batch indices and may add terms with weights);
+* an exploration bonus (RUNE): override :meth:`RewardLearner.reward_source` to return a
+  source that adds the ensemble's disagreement.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pebble.faults import crash_point
+from pebble.labels import PreferenceDataset
+from pebble.preferences import pairwise_agreement, preference_nll
+from pebble.reward_model import RewardModel
+from pebble.reward_sources import LearnedReward, RewardSource
+
+
+class PreferenceLoss(Protocol):
+    """Per-query loss: scores (M, b, K), rankings (M, b, K) best first, equal (M, b) -> (M, b)."""
+
+    def __call__(self, scores: Tensor, rankings: Tensor, equal: Tensor) -> Tensor: ...
+
+
+@dataclass
+class TrainStats:
+    """What one session's reward training did."""
+
+    loss: float
+    train_accuracy: float
+    epochs: int
+    labels: int
+
+
+class RewardTrainer:
+    """Fits a reward model to preference labels; batch size, epochs and early stop from its config."""
+
+    def __init__(self, model: RewardModel, loss: PreferenceLoss = preference_nll) -> None:
+        self.model = model
+        self.loss = loss
+
+    def batch_loss(self, data: PreferenceDataset, index: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(total loss to minimise, per-query losses (M, b), scores (M, b, K), rankings) of one batch;
+        member m trains on queries ``index[m]``. Members are independent: the total is the sum
+        of their mean losses."""
+        scores = self.model.member_scores(data, index)
+        rankings, equal = data.rankings[index], data.equal[index]
+        nll = self.loss(scores, rankings, equal)
+        return nll.mean(1).sum(), nll, scores, rankings
+
+    def train(self, data: PreferenceDataset, rng: np.random.Generator) -> TrainStats:
+        """Fit on all labels so far, stopping early at ``accuracy_stop``."""
+        n = len(data)
+        if n == 0:
+            return TrainStats(math.nan, math.nan, 0, 0)
+        cfg, model = self.model.config, self.model
+        model.ensemble.train()
+        epoch, sums = 0, (0.0, 0.0, 0, 0.0)
+        for epoch in range(1, cfg.reward_epochs + 1):
+            sums = self._epoch(data, rng)
+            crash_point("reward_epoch")
+            _, acc_sum, _, ranked = sums
+            if ranked and acc_sum / ranked > cfg.accuracy_stop:
+                break
+        model.ensemble.eval()
+        loss_sum, acc_sum, count, ranked = sums
+        return TrainStats(loss_sum / count, acc_sum / ranked if ranked else math.nan, epoch, n)
+
+    def _epoch(self, data: PreferenceDataset, rng: np.random.Generator) -> tuple[float, float, int, float]:
+        """One pass over the labels; returns (loss sum, agreement sum, queries, ranked queries), per member."""
+        members, batch = self.model.members, self.model.config.reward_batch_size
+        perms = torch.as_tensor(np.stack([rng.permutation(len(data)) for _ in range(members)]))
+        loss_sum = acc_sum = ranked = 0.0
+        count = 0
+        for start in range(0, len(data), batch):
+            index = perms[:, start : start + batch]
+            loss, nll, scores, rankings = self.batch_loss(data, index)
+            self.model.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.model.optimizer.step()
+            with torch.no_grad():
+                equal = data.equal[index]
+                loss_sum += nll.sum().item() / members
+                acc_sum += (pairwise_agreement(scores.detach(), rankings) * (~equal)).sum().item() / members
+            count += index.shape[1]
+            ranked += (~equal).sum().item() / members
+        return loss_sum, acc_sum, count, ranked
+
+    def evaluate(self, data: PreferenceDataset, start: int = 0) -> tuple[float, float]:
+        """(mean loss, mean pairwise accuracy over non-equal labels) on labels ``start:``."""
+        if len(data) <= start:
+            return math.nan, math.nan
+        with torch.inference_mode():
+            index = torch.arange(start, len(data)).expand(self.model.members, -1)
+            scores = self.model.member_scores(data, index)
+            rankings, equal = data.rankings[index[0]], data.equal[index[0]]
+            loss = self.loss(scores, rankings, equal).mean().item()
+            ranked = ~equal
+            acc = pairwise_agreement(scores, rankings)[:, ranked].mean().item() if ranked.any() else math.nan
+        return loss, acc
+
+
+@dataclass
+class SessionFit:
+    """What a session's reward learning did: training stats and the accuracy on the new labels
+    before they were trained on."""
+
+    stats: TrainStats
+    heldout_loss: float
+    heldout_accuracy: float
+
+
+class RewardLearner:
+    """The reward-learning role of a feedback session; owns the reward-training RNG."""
+
+    def __init__(
+        self,
+        model: RewardModel,
+        dataset: PreferenceDataset,
+        rng: np.random.Generator,
+        trainer: RewardTrainer | None = None,
+        timings: MutableMapping[str, float] | None = None,
+    ) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.rng = rng
+        self.trainer = trainer if trainer is not None else RewardTrainer(model)
+        self.timings: MutableMapping[str, float] = timings if timings is not None else {}
+
+    def fit(self, new_from: int, stored_inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> SessionFit:
+        """Train on every label; labels ``new_from:`` arrived this session and are measured first.
+
+        ``stored_inputs`` (obs, actions, next obs of the stored transitions) fix the input
+        statistics at the first session: the pre-training states are the most diverse ones.
+        """
+        if self.model.needs_input_normalization:
+            self.model.fit_input_normalization(*stored_inputs)
+        heldout_loss, heldout_acc = self.trainer.evaluate(self.dataset, start=new_from)
+        tic = time.perf_counter()
+        stats = self.trainer.train(self.dataset, self.rng)
+        self.timings["reward_training"] = self.timings.get("reward_training", 0.0) + time.perf_counter() - tic
+        return SessionFit(stats, heldout_loss, heldout_acc)
+
+    def reward_source(self) -> RewardSource:
+        """The reward the RL learner trains on: the ensemble's mean (RUNE would add its std)."""
+        return LearnedReward(self.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
