@@ -1,4 +1,9 @@
-"""Shared helpers of the benchmark scripts: machine description and result files."""
+"""Shared helpers of the benchmark scripts: machine description and result files.
+
+The benchmarks in ``bench/`` write to ``bench/results/``; the diagnostics in
+``bench/diagnostics/`` import this module (their ``sys.path`` names ``bench/``) and write to
+``bench/diagnostics/results/`` (``write_result(..., results=DIAGNOSTICS_RESULTS)``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DIAGNOSTICS_RESULTS = Path(__file__).resolve().parent / "diagnostics" / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,7 +27,16 @@ def git_commit() -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
         dirty = subprocess.run(
             # results files are outputs: an uncommitted result does not change the code that runs
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!bench/results",
+                ":!bench/diagnostics/results",
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -60,9 +75,10 @@ def machine() -> dict[str, Any]:
 START_COMMIT = git_commit()
 
 
-def write_result(name: str, data: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, data: dict[str, Any], results: Path = RESULTS) -> Path:
+    """Write ``results/<name>.json`` with the command, the commit and the machine."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
     payload = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "commit": START_COMMIT,

@@ -8,7 +8,7 @@ midway continues from its latest checkpoint (``pebble resume``). Writes ``bench/
     python bench/learning.py --name halfcheetah_100k --env HalfCheetah-v5 --steps 100000 \
         --labels 0 1000 --seeds 0 --jobs 2      # 0 labels = SAC on the true reward
 
-With ``--perfect-reward`` the PEBBLE runs go through ``bench/oracle_reward.py`` instead: PEBBLE's
+With ``--perfect-reward`` the PEBBLE runs go through ``bench/diagnostics/oracle_reward.py`` instead: PEBBLE's
 pre-training, then the true reward in place of the learned one (a diagnostic, runs named
 ``pebble_perfect_reward``; give ``--labels 0 1`` to have SAC beside them).
 """
@@ -42,7 +42,7 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
     run_dir = out / name
     summary = run_dir / "summary.json"
     # the perfect-reward diagnostic is pebble with its feedback sessions switched off
-    pebble = [str(ROOT / "bench" / "oracle_reward.py")] if perfect else ["-m", "pebble.cli"]
+    pebble = [str(ROOT / "bench" / "diagnostics" / "oracle_reward.py")] if perfect else ["-m", "pebble.cli"]
     if not summary.exists():
         cmd = [
             sys.executable,
@@ -100,7 +100,7 @@ def main() -> None:
     p.add_argument(
         "--perfect-reward",
         action="store_true",
-        help="PEBBLE runs learn from the true reward after pre-training (bench/oracle_reward.py)",
+        help="PEBBLE runs learn from the true reward after pre-training (bench/diagnostics/oracle_reward.py)",
     )
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more pebble train flags")
     args = p.parse_args()

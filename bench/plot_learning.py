@@ -1,12 +1,13 @@
 """Plot evaluation learning curves of the runs made by ``bench/learning.py``.
 
-    python bench/plot_learning.py --env HalfCheetah-v5 --out bench/results/learning_halfcheetah_100k.png \
-        [--before runs/bench_tanh --before-label "tanh output"]
+    python bench/plot_learning.py --env HalfCheetah-v5 --runs runs/bench_no_unsup_ns \
+        --out bench/results/learning_halfcheetah_100k_no_pretraining.png \
+        [--before runs/bench_next_state --before-label "9000 pre-training steps"]
 
 Left: evaluation true return, one line per run (colour = variant), the mean over seeds in
 bold. Right: per-step correlation of the learned with the true reward after each feedback
 session (mean over seeds). ``--before DIR`` adds the PEBBLE runs of another folder dashed
-(e.g. runs made with ``--extra --reward-output tanh``). Needs matplotlib
+(e.g. runs made with ``--extra --unsup-steps 9000``). Needs matplotlib
 (``pip install -e ".[bench]"``).
 """
 

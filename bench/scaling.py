@@ -5,6 +5,7 @@ python bench/scaling.py
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import time
@@ -25,6 +26,7 @@ from teachers.contract import Answer, Clip, Query  # noqa: E402
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help
     torch.set_num_threads(1)
     env = gym.make("HalfCheetah-v5")
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]

@@ -5,7 +5,7 @@ invocation, side by side with one torch thread each (one per core on a 2-core ma
 so they see the same machine conditions. PEBBLE's extra time is broken down from its
 ``summary.json`` (entropy pre-training, query selection, teacher, reward training, relabelling).
 
-    python bench/throughput.py --env HalfCheetah-v5 --steps 20000 --labels 1000
+    python bench/throughput.py --env HalfCheetah-v5 --steps 100000 --labels 1000
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ Compares, for the reward ensemble (3 members, HalfCheetah-sized inputs), trainin
 relabelling with (a) a Python loop over M ``nn.Sequential`` MLPs, as ``pebble.reward_model``
 does, and (b) all members stacked into (M, in, out) weights applied with ``torch.matmul``.
 
-    python bench/ensemble_layout.py
+    python bench/diagnostics/ensemble_layout.py
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -16,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
+from common import DIAGNOSTICS_RESULTS, write_result  # noqa: E402
 
 IN, MEMBERS, ROWS_TRAIN, ROWS_RELABEL = 23, 3, 128 * 2 * 50, 100_000
 
@@ -53,6 +54,7 @@ def timed(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help
     torch.set_num_threads(1)
     rows = {}
     for width in (128, 256):
@@ -96,7 +98,11 @@ def main() -> None:
             f"vs stacked {r['relabel_100k_seconds']['stacked']:.3f}s",
             flush=True,
         )
-    path = write_result("ensemble_layout", {"members": MEMBERS, "input_dim": IN, "torch_threads": 1, "by_width": rows})
+    path = write_result(
+        "ensemble_layout",
+        {"members": MEMBERS, "input_dim": IN, "torch_threads": 1, "by_width": rows},
+        DIAGNOSTICS_RESULTS,
+    )
     print(f"wrote {path}")
 
 

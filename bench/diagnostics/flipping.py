@@ -4,9 +4,9 @@ HalfCheetah's observation starts with ``qpos[1:]``, so ``obs[1]`` is the root's 
 (a hinge: it keeps counting past a full turn). The cheetah is upside down when the cosine
 of that angle is negative. Running on its back is a known local optimum of HalfCheetah: it
 earns reward, but less than an upright gait. Reads each run's final replay buffer (its
-latest checkpoint) and writes ``bench/results/<name>.json``.
+latest checkpoint) and writes ``bench/diagnostics/results/<name>.json``.
 
-    python bench/flipping.py --runs runs/bench/HalfCheetah-v5__pebble_1000__{0,1,2,3}
+    python bench/diagnostics/flipping.py --runs runs/bench/HalfCheetah-v5__pebble_1000__{0,1,2,3}
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import final_buffer, write_result  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
+from common import DIAGNOSTICS_RESULTS, final_buffer, write_result  # noqa: E402
 
 PITCH = 1  # index of the root pitch angle in HalfCheetah's observation
 
@@ -53,7 +53,7 @@ def main() -> None:
         results[str(run)] = rows
         cells = " ".join(f"{r['upside_down']:.2f}" for r in rows)
         print(f"{run.parent.name}/{run.name}: upside-down fraction per {args.window} steps: {cells}")
-    print(f"wrote {write_result(args.name, {'window': args.window, 'runs': results})}")
+    print(f"wrote {write_result(args.name, {'window': args.window, 'runs': results}, DIAGNOSTICS_RESULTS)}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ Clips are ``H`` steps of random features ``phi_t ~ N(0, I / H)``; their true rew
 ``phi_t @ theta`` are judged by :class:`teachers.ScriptedTeacher`; ``theta_hat`` minimises
 :func:`pebble.preferences.preference_nll` (convex in ``theta``) with L-BFGS. Prints the table
 of ``||theta_hat - theta||`` (mean over seeds, and in brackets the asymptotic prediction
-``sqrt(trace(covariance) / n)``) and writes ``bench/results/linear_mle.json``. With ``--beta b``
+``sqrt(trace(covariance) / n)``) and writes ``bench/diagnostics/results/linear_mle.json``. With ``--beta b``
 the MLE estimates ``b * theta`` (the teacher's utilities), and errors are measured against it.
 
-    python bench/linear_mle.py        # n = 100 ... 10000, 16 seeds, K = 4
+    python bench/diagnostics/linear_mle.py        # n = 100 ... 10000, 16 seeds, K = 4
 """
 
 from __future__ import annotations
@@ -202,8 +202,8 @@ def main() -> None:
             for key in ("pairs", "kwise_pl", "kwise_split")
         ]
         print(f"{row['n']:>7} {cells[0]:>24} {cells[1]:>24} {cells[2]:>24} {row['split_over_pl_mse']:>13.3f}")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import write_result
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
+    from common import DIAGNOSTICS_RESULTS, write_result
 
     path = write_result(
         "linear_mle",
@@ -219,6 +219,7 @@ def main() -> None:
             "asymptotic_covariance_traces": traces,
             "rows": rows,
         },
+        DIAGNOSTICS_RESULTS,
     )
     print(f"wrote {path}")
 

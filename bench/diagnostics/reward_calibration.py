@@ -4,7 +4,7 @@ true-reward quantile bin, over every transition in the run's replay buffer.
 A learned reward that flattens at the top (``tanh`` output near +1) tells the policy little
 about going faster than the fastest behaviour it was trained on.
 
-    python bench/reward_calibration.py --runs runs/bench/HalfCheetah-v5__pebble_1000__0 ...
+    python bench/diagnostics/reward_calibration.py --runs runs/bench/HalfCheetah-v5__pebble_1000__0 ...
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, final_buffer, write_result  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
+from common import DIAGNOSTICS_RESULTS, ROOT, final_buffer, write_result  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from pebble import config  # noqa: E402
@@ -70,7 +70,7 @@ def main() -> None:
             print(
                 f"  true {b['true_range'][0]:7.2f} .. {b['true_range'][1]:7.2f}  learned mean {b['learned_mean']:+.3f}"
             )
-    print(f"wrote {write_result(args.name, {'runs': results})}")
+    print(f"wrote {write_result(args.name, {'runs': results}, DIAGNOSTICS_RESULTS)}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ compares how well each setting learns from the same labels, not the query select
 The ``next_state`` variant tries a reward r(s, a, s') on the same labels (clips lose their last
 step, whose next state the label store does not hold).
 
-    python bench/reward_replay.py --run runs/bench/HalfCheetah-v5__pebble_1000__2 \
+    python bench/diagnostics/reward_replay.py --run runs/bench/HalfCheetah-v5__pebble_1000__2 \
         --variant raw normalized wide_normalized
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, final_buffer, write_result  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
+from common import DIAGNOSTICS_RESULTS, ROOT, final_buffer, write_result  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from pebble.config import RewardModelConfig  # noqa: E402
@@ -146,7 +146,7 @@ def main() -> None:
     run = Path(args.run)
     results = {v: replay(run, v, args.seed) for v in args.variant}
     name = args.name or f"reward_replay_{run.name}"
-    path = write_result(name, {"run": str(run), "variants": results})
+    path = write_result(name, {"run": str(run), "variants": results}, DIAGNOSTICS_RESULTS)
     for v, r in results.items():
         first, last = r["sessions"][0], r["sessions"][-1]
         print(
