@@ -21,7 +21,9 @@ from common import write_result  # noqa: E402
 from pebble.buffer import PreferenceReplayBuffer  # noqa: E402
 from pebble.config import Config  # noqa: E402
 from pebble.labels import PreferenceDataset  # noqa: E402
+from pebble.reward_learning import RewardTrainer  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
+from pebble.reward_sources import LearnedReward  # noqa: E402
 from teachers.contract import Answer, Clip, Query  # noqa: E402
 
 
@@ -32,7 +34,7 @@ def main() -> None:
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     cfg = Config().reward  # today's default reward model, r(s, a, s') unless the default changes
     rng = np.random.default_rng(0)
-    model = RewardModel.from_config(obs_dim, act_dim, cfg)
+    model = RewardModel(obs_dim, act_dim, cfg)
     fit_rows = 10_000  # a run fixes the input statistics from the steps stored before the first session
     sample = (
         rng.normal(size=(fit_rows, obs_dim)),
@@ -52,7 +54,7 @@ def main() -> None:
         buffer.observations[:rows] = rng.normal(size=(rows, 1, obs_dim))
         buffer.next_observations[:rows] = rng.normal(size=(rows, 1, obs_dim))
         tic = time.perf_counter()
-        buffer.relabel(model.reward)
+        buffer.use_reward_source(LearnedReward(model))  # relabels every stored row
         relabel[rows] = time.perf_counter() - tic
         print(f"relabel {rows} rows: {relabel[rows]:.2f}s", flush=True)
 
@@ -73,10 +75,10 @@ def main() -> None:
             )
             data.add(Query(i, clips), Answer.prefer(int(rng.integers(2))))
         one_epoch = dataclasses.replace(cfg, reward_epochs=1, accuracy_stop=1.0)
-        m = RewardModel.from_config(obs_dim, act_dim, one_epoch)
+        m = RewardModel(obs_dim, act_dim, one_epoch)
         m.fit_input_normalization(*sample)
         tic = time.perf_counter()
-        m.train_session(data, rng)
+        RewardTrainer(m).train(data, rng)
         training[labels] = time.perf_counter() - tic
         print(f"one epoch on {labels} labels: {training[labels]:.2f}s", flush=True)
 

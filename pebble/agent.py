@@ -81,6 +81,8 @@ class PebbleAgent:
         config = config_mod.override(config if config is not None else Config(), **settings)
         if isinstance(env, str):
             config.env = env
+        elif env is not None and env.spec is not None:
+            config.env = env.spec.id  # recorded in config.json and the label store's meta
         if isinstance(teacher, str):
             config.feedback.teacher = teacher
         elif teacher is not None:

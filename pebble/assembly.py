@@ -248,9 +248,7 @@ def _reward_parts(
     return reward_model, dataset, LabelStore(store_path, meta)
 
 
-def _prepare_folder(
-    config: Config, run_dir: Path | None, overwrite: bool, existing: bool, resumed: bool
-) -> None:
+def _prepare_folder(config: Config, run_dir: Path | None, overwrite: bool, existing: bool, resumed: bool) -> None:
     """A new run's folder is created (and cleared with ``overwrite``) once every input has been checked."""
     if run_dir is None:
         return

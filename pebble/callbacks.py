@@ -29,9 +29,9 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
-from torch.utils.tensorboard import SummaryWriter
 
 from pebble.learners import Learner
+from pebble.tensorboard import ScalarWriter
 
 
 def reward_correlation(learner: Learner, rows: int) -> float:
@@ -45,7 +45,7 @@ def reward_correlation(learner: Learner, rows: int) -> float:
 class EpisodeTracker(BaseCallback):
     """Logs finished training episodes and keeps the last 10 for the teacher's margin."""
 
-    def __init__(self, learner: Learner, writer: SummaryWriter, recent_rows: int) -> None:
+    def __init__(self, learner: Learner, writer: ScalarWriter, recent_rows: int) -> None:
         super().__init__()
         self.learner, self.writer, self.recent_rows = learner, writer, recent_rows
         self.recent: deque[tuple[float, int]] = deque(maxlen=10)
@@ -83,7 +83,7 @@ class Evaluation(BaseCallback):
     """Mean true return of the deterministic policy every ``freq`` env steps (0: never)."""
 
     def __init__(
-        self, eval_env: VecEnv, freq: int, episodes: int, writer: SummaryWriter, timings: MutableMapping[str, float]
+        self, eval_env: VecEnv, freq: int, episodes: int, writer: ScalarWriter, timings: MutableMapping[str, float]
     ) -> None:
         super().__init__()
         self.eval_env, self.freq, self.episodes, self.writer, self.timings = eval_env, freq, episodes, writer, timings
@@ -123,7 +123,7 @@ class ProgressReport(BaseCallback):
     """
 
     def __init__(
-        self, interval: int, total_steps: int, writer: SummaryWriter, describe: Callable[[int], list[str]],
+        self, interval: int, total_steps: int, writer: ScalarWriter, describe: Callable[[int], list[str]],
         print_fn: Callable[[str], None],
     ) -> None:  # fmt: skip
         super().__init__()

@@ -134,7 +134,9 @@ def parse_train_args(argv: Sequence[str]) -> tuple[Config, bool]:
     return base, overwrite
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, fixed_reward: Any = None) -> int:
+    """The ``pebble`` command; ``fixed_reward`` (a RewardSource) makes ``train`` and ``resume`` learn
+    from it after pre-training instead of a reward model (bench/diagnostics/oracle_reward.py)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: pebble COMMAND [options]\n\ncommands:")
@@ -145,9 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     try:
         if command == "train":
-            return _train(rest)
+            return _train(rest, fixed_reward)
         if command == "resume":
-            return _resume(rest)
+            return _resume(rest, fixed_reward)
         if command == "fit-reward":
             return _fit_reward(rest)
         close = difflib.get_close_matches(command, list(COMMANDS), n=1)
@@ -191,21 +193,21 @@ def _run_guarded(start: Any) -> int:
     return 0
 
 
-def _train(argv: list[str]) -> int:
+def _train(argv: list[str], fixed_reward: Any = None) -> int:
     config, overwrite = parse_train_args(argv)
     from pebble.train import train
 
-    return _run_guarded(lambda: train(config, overwrite=overwrite))
+    return _run_guarded(lambda: train(config, overwrite=overwrite, fixed_reward=fixed_reward))
 
 
-def _resume(argv: list[str]) -> int:
+def _resume(argv: list[str], fixed_reward: Any = None) -> int:
     parser = OneLineParser(prog="pebble resume", description="Continue a run from its latest checkpoint.")
     parser.add_argument("run_dir", help="the run folder (holds config.json, labels.db, checkpoints/)")
     parser.add_argument("--total-steps", type=int, help="extend (or shorten) the run to this many env steps")
     args = parser.parse_args(argv)
     from pebble.train import resume
 
-    return _run_guarded(lambda: resume(args.run_dir, total_steps=args.total_steps))
+    return _run_guarded(lambda: resume(args.run_dir, total_steps=args.total_steps, fixed_reward=fixed_reward))
 
 
 def _fit_reward(argv: list[str]) -> int:

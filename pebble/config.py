@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import json
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +176,11 @@ class Config:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid setting."""
+        self._check_signs()
+        self._check_choices()
+        self._check_intervals()
+
+    def _check_signs(self) -> None:
         positive = {
             "total_steps": self.total_steps,
             "n_envs": self.n_envs,
@@ -215,6 +219,13 @@ class Config:
         for name, amount in non_negative.items():
             if amount < 0:
                 raise ConfigError(f"--{flag(name)} must be >= 0, got {amount}")
+        for name, rate in (("learning_rate", self.algo.learning_rate), ("reward_lr", self.reward.reward_lr)):
+            if not rate > 0:
+                raise ConfigError(f"--{flag(name)} must be positive, got {rate}")
+        if any(h <= 0 for h in self.algo.net_arch + self.reward.reward_hidden):
+            raise ConfigError("layer sizes in --net-arch and --reward-hidden must be positive")
+
+    def _check_choices(self) -> None:
         if self.feedback.query_size < 2:
             raise ConfigError(f"--query-size must be at least 2 (clips per query), got {self.feedback.query_size}")
         if self.feedback.query_scheme not in QUERY_SCHEMES:
@@ -225,9 +236,8 @@ class Config:
             raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGORITHMS)}")
         if self.feedback.schedule not in SCHEDULES:
             raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        for name, rate in (("learning_rate", self.algo.learning_rate), ("reward_lr", self.reward.reward_lr)):
-            if not rate > 0:
-                raise ConfigError(f"--{flag(name)} must be positive, got {rate}")
+
+    def _check_intervals(self) -> None:
         if not 0 <= self.human.port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {self.human.port}")
         if not 0 < self.algo.gamma <= 1:
@@ -236,8 +246,6 @@ class Config:
             raise ConfigError(f"--tau must be in (0, 1], got {self.algo.tau}")
         if not 0 < self.reward.accuracy_stop <= 1:
             raise ConfigError(f"--accuracy-stop must be in (0, 1], got {self.reward.accuracy_stop}")
-        if any(h <= 0 for h in self.algo.net_arch + self.reward.reward_hidden):
-            raise ConfigError("layer sizes in --net-arch and --reward-hidden must be positive")
         if not self.true_reward and self.pretrain.seed_steps + self.pretrain.unsup_steps >= self.total_steps:
             raise ConfigError(
                 f"--seed-steps + --unsup-steps ({self.pretrain.seed_steps + self.pretrain.unsup_steps}) must be "
@@ -313,6 +321,19 @@ def flat_items(config: Config) -> list[tuple[str, Any]]:
     return [(path[-1], get_leaf(config, path)) for path, _ in leaf_fields()]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: For each plain leaf type: (accepts the value, what it must be, conversion).
+_PLAIN: dict[Any, tuple[Any, str, Any]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false", bool),
+    int: (_is_int, "an integer", int),
+    float: (lambda v: _is_int(v) or isinstance(v, float), "a number", float),
+    str: (lambda v: isinstance(v, str), "a string", str),
+}
+
+
 def coerce(path: tuple[str, ...], value: Any) -> Any:
     """Check and convert a value read from a config file to the field's type."""
     kind = field_type(path)
@@ -322,32 +343,19 @@ def coerce(path: tuple[str, ...], value: Any) -> Any:
         if value not in typing.get_args(kind):
             raise ConfigError(f"{name} must be one of {', '.join(map(str, typing.get_args(kind)))}, got {value!r}")
         return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} must be an integer, got {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name} must be a string, got {value!r}")
-        return value
+    if kind in _PLAIN:
+        accepts, must_be, convert = _PLAIN[kind]
+        if not accepts(value):
+            raise ConfigError(f"{name} must be {must_be}, got {value!r}")
+        return convert(value)
     if origin is list:
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, list) or not all(_is_int(v) for v in value):
             raise ConfigError(f"{name} must be a list of integers, got {value!r}")
         return list(value)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{name} must be a table of keyword arguments, got {value!r}")
         return dict(value)
-    if isinstance(kind, types.UnionType):  # pragma: no cover - no such fields today
-        return value
     raise ConfigError(f"{name}: unsupported type {kind}")  # pragma: no cover
 
 

@@ -85,6 +85,8 @@ class Learner(ABC):
 class OffPolicyLearner(Learner):
     """An SB3 off-policy algorithm whose replay buffer is a :class:`PreferenceReplayBuffer`."""
 
+    model: OffPolicyAlgorithm
+
     def __init__(self, model: OffPolicyAlgorithm, timings: MutableMapping[str, float] | None = None) -> None:
         if not isinstance(model.replay_buffer, PreferenceReplayBuffer):
             raise TypeError("the algorithm's replay buffer must be a PreferenceReplayBuffer")

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from torch.utils.tensorboard import SummaryWriter
 
 from pebble.callbacks import EpisodeTracker, reward_correlation
 from pebble.config import Config
@@ -38,6 +37,7 @@ from pebble.reward_learning import RewardLearner
 from pebble.reward_sources import RewardSource, TrueReward
 from pebble.schedule import FeedbackSchedule
 from pebble.session_report import SessionDelta, log_session, session_line
+from pebble.tensorboard import ScalarWriter
 
 
 class PebbleLoop(BaseCallback):
@@ -51,7 +51,7 @@ class PebbleLoop(BaseCallback):
     def __init__(
         self, config: Config, learner: Learner, pretraining: Pretraining, episodes: EpisodeTracker,
         feedback: FeedbackCollector | None, reward_learner: RewardLearner | None, selector: QuerySelector | None,
-        query_rng: np.random.Generator, writer: SummaryWriter, timings: MutableMapping[str, float],
+        query_rng: np.random.Generator, writer: ScalarWriter, timings: MutableMapping[str, float],
         print_fn: Callable[[str], None] = print, fixed_reward: RewardSource | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
@@ -70,7 +70,7 @@ class PebbleLoop(BaseCallback):
 
     # ----------------------------------------------------------------- phases
     def _on_training_start(self) -> None:
-        if not self.resumed:  # phase 1: seed steps, then pre-training on the state-entropy reward
+        if self.model.num_timesteps == 0:  # phase 1: seed steps, then pre-training on the state-entropy reward
             first = TrueReward() if self.cfg.true_reward else self.pretraining.reward_source()
             self.learner.use_reward(first, relabel=False)
 
@@ -125,7 +125,7 @@ class PebbleLoop(BaseCallback):
 
     def describe(self, step: int) -> list[str]:
         """The phase's part of a progress line; logs its diagnostics (``pretrain/*`` or the correlation)."""
-        parts = [self.phase]
+        parts = [self.learner.reward_source.name if self.phase == "learned reward" else self.phase]
         if self.phase == "pre-training":
             self.pretraining.log(self.writer, step)
         elif self.phase == "learned reward":

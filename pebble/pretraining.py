@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch.utils.tensorboard import SummaryWriter
-
 from pebble.config import PretrainConfig
 from pebble.learners import Learner
 from pebble.reward_sources import RewardSource, TrueReward
 from pebble.state_entropy import StateEntropyReward
+from pebble.tensorboard import ScalarWriter
 
 
 class Pretraining:
@@ -44,7 +43,7 @@ class Pretraining:
         c = self.config
         learner.end_pretraining(critic=c.reset_critic, actor=c.reset_actor, extra_updates=c.extra_updates)
 
-    def log(self, writer: SummaryWriter, step: int) -> None:
+    def log(self, writer: ScalarWriter, step: int) -> None:
         """``pretrain/*``: the k-NN distances and the intrinsic reward of the last minibatch."""
         writer.add_scalar("pretrain/knn_distance_mean", self.entropy.last_distance_mean, step)
         writer.add_scalar("pretrain/knn_running_std", self.entropy.running_std, step)

@@ -86,6 +86,14 @@ class RewardModel:
             self.ensemble.parameters(), lr=c.reward_lr, weight_decay=c.reward_weight_decay, decoupled_weight_decay=True
         )
 
+    def __repr__(self) -> str:
+        c = self.config
+        inputs = "r(s, a, s')" if self.next_state else "r(s, a)"
+        return (
+            f"RewardModel({inputs}, {c.ensemble_size} x {list(c.reward_hidden)} {c.reward_output}, "
+            f"obs_dim={self.obs_dim}, act_dim={self.act_dim})"
+        )
+
     @property
     def members(self) -> int:
         return self.ensemble.members

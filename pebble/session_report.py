@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from torch.utils.tensorboard import SummaryWriter
 
 from pebble.feedback import FeedbackCounts
 from pebble.reward_learning import SessionFit
+from pebble.tensorboard import ScalarWriter
 
 
 @dataclass
@@ -27,7 +27,7 @@ class SessionDelta:
 
 
 def log_session(
-    writer: SummaryWriter, step: int, counts: FeedbackCounts, before: SessionDelta, fit: SessionFit,
+    writer: ScalarWriter, step: int, counts: FeedbackCounts, before: SessionDelta, fit: SessionFit,
     correlation: float, timings: Mapping[str, float],
 ) -> None:  # fmt: skip
     """``reward_model/*``, ``feedback/*`` and ``time/*_seconds`` at the session's step."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from torch.utils.tensorboard import SummaryWriter
 
@@ -38,6 +38,16 @@ def open_writer(log_dir: Path, hyperparameters: list[tuple[str, Any]], purge_ste
     rows = "\n".join(f"|{name}|{value}|" for name, value in hyperparameters)
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + rows, 0)
     return writer
+
+
+class ScalarWriter(Protocol):
+    """What the roles log through: a ``SummaryWriter`` or a :class:`NullWriter`."""
+
+    def add_scalar(self, tag: str, scalar_value: Any, global_step: int | None = None) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class NullWriter:

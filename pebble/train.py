@@ -13,6 +13,7 @@ from typing import Any
 from pebble import checkpoint
 from pebble.agent import PebbleAgent, RunResult
 from pebble.config import Config
+from pebble.reward_sources import RewardSource
 from pebble.run_dir import default_run_dir
 
 
@@ -62,18 +63,27 @@ def _run(agent: PebbleAgent, total_steps: int | None, print_fn: Callable[[str], 
     return agent.result
 
 
-def train(config: Config, overwrite: bool = False, print_fn: Callable[[str], None] = print) -> RunResult:
-    """Start a new run of PEBBLE (or, with ``config.true_reward``, the plain algorithm) and train it."""
+def train(
+    config: Config, overwrite: bool = False, print_fn: Callable[[str], None] = print,
+    fixed_reward: RewardSource | None = None,
+) -> RunResult:  # fmt: skip
+    """Start a new run of PEBBLE (or, with ``config.true_reward``, the plain algorithm) and train it.
+
+    ``fixed_reward``: see :class:`~pebble.agent.PebbleAgent` (the perfect-reward diagnostic)."""
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    agent = PebbleAgent(config=config, run_dir=run_dir, overwrite=overwrite, print_fn=print_fn)
+    agent = PebbleAgent(config=config, run_dir=run_dir, overwrite=overwrite, print_fn=print_fn,
+                        fixed_reward=fixed_reward)  # fmt: skip
     return _run(agent, None, print_fn)
 
 
-def resume(run_dir: str | Path, print_fn: Callable[[str], None] = print, total_steps: int | None = None) -> RunResult:
+def resume(
+    run_dir: str | Path, print_fn: Callable[[str], None] = print, total_steps: int | None = None,
+    fixed_reward: RewardSource | None = None,
+) -> RunResult:  # fmt: skip
     """Continue the run in ``run_dir`` from its latest checkpoint (or from the start, reusing its labels)."""
     run_dir = Path(run_dir)
     latest = checkpoint.latest(run_dir) if (run_dir / "config.json").exists() else None
-    agent = PebbleAgent.load(run_dir, print_fn=print_fn)
+    agent = PebbleAgent.load(run_dir, print_fn=print_fn, fixed_reward=fixed_reward)
     if latest is None:
         print_fn(f"[pebble] {run_dir} has no checkpoint: restarting from step 0, reusing its stored labels")
     else:

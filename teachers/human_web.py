@@ -43,7 +43,46 @@ def create_app(board: LabelBoard, token: str) -> Flask:
     """The WSGI app of the page, its JSON API and the clip videos."""
     app = Flask("pebble-human-teacher")
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024  # an answer is a few bytes
+    _guard(app, token)
     template = page_template()
+
+    @app.get("/")
+    def page() -> Response:
+        return _page(template)
+
+    @app.get("/api/state")
+    def state() -> Response:
+        since = request.args.get("since", type=int)
+        return jsonify(board.snapshot(since, LONG_POLL_SECONDS if since is not None else 0.0))
+
+    @app.post("/api/answer")
+    def answer() -> tuple[Response, int] | Response:
+        parsed = _parse_answer(request.get_json(silent=True))
+        if isinstance(parsed, str):
+            return _error(400, parsed)
+        query_id, given = parsed
+        try:
+            accepted = board.submit(query_id, given)
+        except NotPending as exc:
+            return _error(409 if exc.answered else 404, str(exc))
+        except TeacherError as exc:
+            return _error(400, str(exc))
+        return jsonify({"ok": True, "query_id": query_id, "kind": accepted.kind, "ranking": list(accepted.ranking)})
+
+    @app.get("/clips/<int:query_id>/<int:index>.mp4")
+    def clip(query_id: int, index: int) -> Response:
+        path = board.clip_path(query_id, index)
+        if path is None or not path.is_file():
+            abort(404)
+        response = send_file(path, mimetype="video/mp4", conditional=True, max_age=3600)
+        response.headers["Cache-Control"] = "private, max-age=3600"  # a clip never changes
+        return response
+
+    return app
+
+
+def _guard(app: Flask, token: str) -> None:
+    """Every request needs the run's token; every response gets headers that keep it private."""
 
     def token_ok() -> bool:
         given = request.args.get("token") or request.headers.get(TOKEN_HEADER)
@@ -67,54 +106,33 @@ def create_app(board: LabelBoard, token: str) -> Flask:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    @app.get("/")
-    def page() -> Response:
-        nonce = secrets.token_urlsafe(12)
-        response = Response(template.replace("__NONCE__", nonce), mimetype="text/html")
-        response.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-            "media-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'"
-        )
-        return response
 
-    @app.get("/api/state")
-    def state() -> Response:
-        since = request.args.get("since", type=int)
-        return jsonify(board.snapshot(since, LONG_POLL_SECONDS if since is not None else 0.0))
+def _page(template: str) -> Response:
+    """The labelling page, its scripts and styles allowed by a fresh nonce only."""
+    nonce = secrets.token_urlsafe(12)
+    response = Response(template.replace("__NONCE__", nonce), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "media-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return response
 
-    @app.post("/api/answer")
-    def answer() -> tuple[Response, int] | Response:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object")
-        query_id = body.get("query_id")
-        if not isinstance(query_id, int) or isinstance(query_id, bool):
-            return _error(400, "query_id must be an integer")
-        kind = body.get("kind")
-        if kind not in ("ranking", "equal", "skip"):
-            return _error(400, "kind must be 'ranking', 'equal' or 'skip'")
-        ranking = body.get("ranking", [])
-        if not isinstance(ranking, list):
-            return _error(400, "ranking must be a list of clip indices, best first")
-        try:
-            accepted = board.submit(query_id, Answer(kind, tuple(ranking)))
-        except NotPending as exc:
-            return _error(409 if exc.answered else 404, str(exc))
-        except TeacherError as exc:
-            return _error(400, str(exc))
-        return jsonify({"ok": True, "query_id": query_id, "kind": accepted.kind, "ranking": list(accepted.ranking)})
 
-    @app.get("/clips/<int:query_id>/<int:index>.mp4")
-    def clip(query_id: int, index: int) -> Response:
-        path = board.clip_path(query_id, index)
-        if path is None or not path.is_file():
-            abort(404)
-        response = send_file(path, mimetype="video/mp4", conditional=True, max_age=3600)
-        response.headers["Cache-Control"] = "private, max-age=3600"  # a clip never changes
-        return response
-
-    return app
+def _parse_answer(body: object) -> tuple[int, Answer] | str:
+    """(query id, answer) from a POSTed JSON body, or what is wrong with it."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object"
+    query_id = body.get("query_id")
+    if not isinstance(query_id, int) or isinstance(query_id, bool):
+        return "query_id must be an integer"
+    kind = body.get("kind")
+    if kind not in ("ranking", "equal", "skip"):
+        return "kind must be 'ranking', 'equal' or 'skip'"
+    ranking = body.get("ranking", [])
+    if not isinstance(ranking, list):
+        return "ranking must be a list of clip indices, best first"
+    return query_id, Answer(kind, tuple(ranking))
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:

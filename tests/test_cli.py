@@ -86,7 +86,7 @@ def test_toml_config(tmp_path) -> None:
         (["train", "--max-feedback", "ten"], "invalid int value"),
         (["train", "--max-feedback", "0"], "--max-feedback must be positive"),
         (["train", "--query-size", "1"], "--query-size must be at least 2"),
-        (["train", "--query-scheme", "best"], "unknown --query-scheme"),
+        (["train", "--query-scheme", "best"], "argument --query-scheme: invalid choice: 'best'"),
         (["train", "--total-steps", "1000"], "must be smaller than --total-steps"),
         (["trian"], "did you mean train"),
     ],
@@ -135,3 +135,23 @@ def test_existing_run_folder_is_refused(tmp_path, capsys) -> None:
     assert main(["train", "--env", "Pendulum-v1", "--run-dir", str(run_dir)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (run_dir / "labels.db").read_text() == "precious"
+
+
+@pytest.mark.parametrize("where", ["file", "inside_file"])
+def test_a_run_folder_that_is_a_file_is_refused_and_kept(where, tmp_path, capsys) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("precious")
+    run_dir = existing if where == "file" else existing / "run"
+    assert main(["train", "--env", "Pendulum-v1", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{existing} exists and is not a folder" in err
+    assert existing.read_text() == "precious"
+
+
+def test_resume_of_a_file_or_missing_folder_is_one_line(tmp_path, capsys) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("x")
+    for target in (existing, tmp_path / "missing"):
+        assert main(["resume", str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is not a pebble run folder" in err

@@ -1,4 +1,4 @@
-"""Query schemes: shapes, informed selection picks what it claims, k-center spreads out."""
+"""Query selectors: shapes, informed selection picks what it claims, k-center spreads out and composes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from conftest import fill, make_buffer
 
+from pebble.clips import BufferClipPool
 from pebble.config import QUERY_SCHEMES
-from pebble.query_selection import disagreement, entropy, kcenter, select_queries
+from pebble.query_selection import (
+    KCenterSelector,
+    ScoredSelector,
+    UniformSelector,
+    disagreement,
+    entropy,
+    kcenter,
+    make_selector,
+)
 
 
 def score_by_obs(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
@@ -21,19 +30,44 @@ def score_by_obs(obs: np.ndarray, act: np.ndarray, mask: np.ndarray, next_obs: n
 def test_every_scheme_returns_count_queries(scheme: str, k: int, rng: np.random.Generator) -> None:
     buffer = make_buffer(500)
     fill(buffer, [[40] * 10])
-    labelled = np.zeros((0, k * 8 * 3))
-    clips = select_queries(scheme, buffer, 7, k, 8, 5, rng, score_by_obs, labelled)
+    selector = make_selector(scheme, score_by_obs, lambda: np.zeros((0, k * 8 * 3)), 5)  # type: ignore[arg-type]
+    clips = selector.select(BufferClipPool(buffer, 8), 7, k, rng)
     assert clips.obs.shape == (7 * k, 8, 3)
+
+
+def test_every_configurable_scheme_has_a_selector_and_others_are_refused() -> None:
+    kinds = {name: type(make_selector(name, score_by_obs, lambda: np.zeros((0, 0)), 3)) for name in QUERY_SCHEMES}
+    assert kinds["uniform"] is UniformSelector and kinds["entropy"] is ScoredSelector
+    assert kinds["kcenter_disagreement"] is KCenterSelector
+    with pytest.raises(ValueError, match="unknown query scheme"):
+        make_selector("kcenter_uniform", score_by_obs, lambda: np.zeros((0, 0)), 3)  # type: ignore[arg-type]
+
+
+def disputes(clips, k: int = 2) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return disagreement(score_by_obs(clips.obs.reshape(-1, k, 8, 3), None, None, None))  # type: ignore[arg-type]
 
 
 def test_disagreement_selects_the_most_disputed(rng: np.random.Generator) -> None:
     buffer = make_buffer(500)
     fill(buffer, [[40] * 10])
-    clips = select_queries("disagreement", buffer, 5, 2, 8, 10, rng, score_by_obs, np.zeros((0, 0)))
-    chosen = disagreement(score_by_obs(clips.obs.reshape(5, 2, 8, 3), None, None, None))  # type: ignore[arg-type]
-    pool = buffer.sample_clips(2000, 8, np.random.default_rng(1))
-    typical = disagreement(score_by_obs(pool.obs.reshape(1000, 2, 8, 3), None, None, None))  # type: ignore[arg-type]
+    selector = ScoredSelector(disagreement, score_by_obs, oversample=10)
+    chosen = disputes(selector.select(BufferClipPool(buffer, 8), 5, 2, rng))
+    typical = disputes(UniformSelector().select(BufferClipPool(buffer, 8), 1000, 2, np.random.default_rng(1)))
     assert chosen.min() > np.median(typical)
+
+
+def test_kcenter_on_a_base_selector_keeps_the_bases_top_half_and_spreads_within_it(rng: np.random.Generator) -> None:
+    buffer = make_buffer(500)
+    fill(buffer, [[40] * 10])
+    pool = BufferClipPool(buffer, 8)
+    base = ScoredSelector(disagreement, score_by_obs, oversample=10)
+    clips = KCenterSelector(lambda: np.zeros((0, 2 * 8 * 3)), 10, base).select(pool, 6, 2, np.random.default_rng(5))
+    # the same draw of candidates, ranked by the base: every pick lies in its top half
+    candidates = base.candidates(pool, 6, 2, np.random.default_rng(5))
+    top_half = candidates.take(np.concatenate([[2 * i, 2 * i + 1] for i in base.rank(candidates, 2)[:30]]))
+    assert disputes(clips).min() >= disputes(top_half).min()
+    picked = {tuple(row) for row in clips.obs.reshape(6, -1)}
+    assert picked <= {tuple(row) for row in top_half.obs.reshape(30, -1)} and len(picked) == 6
 
 
 def test_disagreement_and_entropy_for_pairs_match_the_reference_definitions() -> None:

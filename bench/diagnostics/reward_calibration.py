@@ -30,7 +30,7 @@ def calibration(run: Path) -> dict:
     # from_plain gives runs made before an option existed the value they were trained with
     reward = config.from_plain(config.load_file(run / "config.json")).reward
     buffer, obs, act, true = final_buffer(run)
-    model = RewardModel.from_config(obs.shape[1], act.shape[1], reward)
+    model = RewardModel(obs.shape[1], act.shape[1], reward)
     model.load(run / "reward_model.pt")
     learned = model.reward(obs, act, buffer.stored_inputs()[2])
     edges = np.percentile(true, QUANTILES)

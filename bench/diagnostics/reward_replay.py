@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from pebble.config import RewardModelConfig  # noqa: E402
 from pebble.label_store import LabelStore  # noqa: E402
 from pebble.labels import PreferenceDataset  # noqa: E402
+from pebble.reward_learning import RewardTrainer  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 from teachers.contract import Query  # noqa: E402
 
@@ -95,7 +96,8 @@ def replay(run: Path, variant: str, seed: int) -> dict:
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = RewardModel.from_config(obs.shape[1], int(meta["act_dim"]), settings)  # type: ignore[call-overload]
+    model = RewardModel(obs.shape[1], int(meta["act_dim"]), settings)  # type: ignore[call-overload]
+    trainer = RewardTrainer(model)
     data = PreferenceDataset(model.obs_dim, model.act_dim, int(meta["query_size"]), length)  # type: ignore[call-overload]
     sessions = []
     tic = time.perf_counter()
@@ -106,7 +108,7 @@ def replay(run: Path, variant: str, seed: int) -> dict:
             model.fit_input_normalization(obs[steps <= step], act[steps <= step])
         for r in given:
             data.add(with_next_state(r.query) if next_state else r.query, r.answer)
-        stats = model.train_session(data, rng)
+        stats = trainer.train(data, rng)
         before = (steps > step - 10_000) & (steps <= step)
         after = (steps > step) & (steps <= step + 5_000)
         sessions.append(
