@@ -74,6 +74,10 @@ def restore(vec_env: VecEnv, states: list[dict[str, Any]] | None) -> bool:
         return False
     import mujoco
 
+    # A freshly built VecEnv holds the seeds it was made with until its first reset(); the
+    # restored generators must not be overwritten by them (evaluate_policy resets the
+    # evaluation env, so a resumed run would otherwise evaluate on other episodes).
+    vec_env._reset_seeds()
     for env, entry in zip(vec_env.envs, states):
         base: Any = env.unwrapped
         current = _mujoco_state(env)

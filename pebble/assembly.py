@@ -210,6 +210,9 @@ class Assembly:
             part, saved = getattr(self, name), state.get(name)
             if part is not None and saved is not None:
                 part.load_state_dict(saved)
+        legacy = getattr(self.learner.buffer, "legacy_entropy", None)
+        if state.get("pretraining") is None and legacy is not None:  # a pebble 0.1 checkpoint
+            self.pretraining.entropy.load_state_dict(legacy.state_dict())
         self.timings.update(state["timings"])
         self.loop.load_state_dict(state["loop"], self.source_at(state["loop"]["phase"]))
         self._restore_labels(state)

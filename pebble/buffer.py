@@ -65,6 +65,7 @@ class PreferenceReplayBuffer(ReplayBuffer):
         handle_timeout_termination: bool = True,
         render_state_dim: int = 0,
         reward_source: RewardSource | None = None,
+        knn_k: int | None = None,  # accepted, unused: pebble 0.1 checkpoints rebuild the buffer with it
     ) -> None:
         if optimize_memory_usage:
             raise ValueError("PreferenceReplayBuffer needs separate next observations (optimize_memory_usage=False)")
@@ -202,8 +203,10 @@ class PreferenceReplayBuffer(ReplayBuffer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for legacy in ("reward_fn", "_reward_fn", "reward_mode", "entropy"):  # checkpoints of pebble 0.1
+        for legacy in ("reward_fn", "_reward_fn", "reward_mode"):  # checkpoints of pebble 0.1
             state.pop(legacy, None)
+        #: pebble 0.1 kept the state-entropy statistics here; the pre-training phase takes them over
+        self.legacy_entropy = state.pop("entropy", None)
         self.__dict__.update(state)
         self._source = TrueReward()  # until the loop hands back the run's source
         self._pending = 0  # scored before saving

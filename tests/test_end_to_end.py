@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,12 @@ def test_same_seed_same_labels_and_curve(tmp_path: Path) -> None:
         runs.append(scalars(tmp_path / name))
     for tag in ("charts/episode_true_return", "reward_model/loss", "feedback/labels_used", "eval/true_return"):
         assert runs[0][tag] == runs[1][tag], tag
+    # the fingerprint of a run: every stored label and the final reward-model weights
+    stores = [sqlite3.connect(tmp_path / name / "labels.db") for name in ("a", "b")]
+    query = "SELECT query_id, kind, ranking, session, env_step, obs, actions, next_obs FROM answers ORDER BY query_id"
+    assert list(stores[0].execute(query)) == list(stores[1].execute(query))
+    weights = [torch.load(tmp_path / name / "reward_model.pt", weights_only=True)["ensemble"] for name in ("a", "b")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def random_policy_return(env_id: str, episodes: int = 20) -> float:

@@ -4,9 +4,9 @@ With ``r(s, a) = <theta, phi(s, a)>`` and the Boltzmann teacher (``beta = 1``: t
 exactly the Plackett-Luce model that :func:`pebble.preferences.preference_nll` assumes), the
 MLE is consistent with error ~ ``sqrt(d / n)`` (Zhu, Jiao and Jordan 2023), for pairs and for
 K-wise rankings; the full K-wise likelihood is at least as efficient as splitting each ranking
-into its implied pairs. The data, the teacher and the fit are those of ``bench/linear_mle.py``
-(which writes the full table to ``bench/results/linear_mle.json``); run with ``-s`` to see the
-errors measured here.
+into its implied pairs. The data, the teacher and the fit are those of
+``bench/diagnostics/linear_mle.py`` (which writes the full table to
+``bench/diagnostics/results/linear_mle.json``); run with ``-s`` to see the errors measured here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 
 from pebble.preferences import preference_nll
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "linear_mle.py"
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "diagnostics" / "linear_mle.py"
 
 
 @pytest.fixture(scope="module")

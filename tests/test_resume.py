@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -81,6 +82,9 @@ def test_sigkill_then_resume_loses_nothing_and_matches_uninterrupted_run(
     assert after == labels(reference)
     ref_w, got_w = reward_weights(reference), reward_weights(run_dir)
     assert all(torch.equal(ref_w[k], got_w[k]) for k in ref_w)
+    # and the evaluations see the same episodes (the resumed evaluation env keeps its RNG)
+    final = [json.loads((d / "summary.json").read_text())["final_eval_return"] for d in (reference, run_dir)]
+    assert final[0] == final[1]
 
 
 def test_interrupted_checkpoint_write_keeps_previous_checkpoint(tmp_path: Path) -> None:
@@ -194,3 +198,20 @@ def test_clips_keep_their_next_states_and_an_older_store_is_upgraded(tmp_path: P
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == len(rows)
     assert torch.load(reference / "reward_model.pt", weights_only=False)["next_state"] is True
+
+
+def test_a_run_checkpointed_by_pebble_0_1_resumes(tmp_path: Path) -> None:
+    """tests/data/run_v0_1: an InvertedPendulum run killed by pebble 0.1 after its step-450
+    checkpoint and its fourth session (one ``loop`` entry in state.pt, the state-entropy
+    statistics inside the pickled buffer). It resumes, replays the stored fourth session's
+    answers instead of asking again, and finishes."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "run_v0_1", run_dir)
+    before = labels(run_dir)
+    assert len(before) == 12
+    resumed = pebble(["resume", str(run_dir)])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "step-450" in resumed.stdout
+    assert labels(run_dir) == before  # nothing asked twice, nothing lost
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 600 and summary["queries_asked"] == 12 and summary["labels"] == 12
