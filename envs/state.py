@@ -50,11 +50,13 @@ def snapshot(vec_env: VecEnv) -> list[dict[str, Any]] | None:
     if not isinstance(vec_env, DummyVecEnv):
         return None
     states = []
-    for env in vec_env.envs:
+    for index, env in enumerate(vec_env.envs):
         sim = _mujoco_state(env)
         if sim is None:
             return None
         entry: dict[str, Any] = {"sim": sim, "np_random": env.unwrapped.np_random.bit_generator.state}
+        # the seed the VecEnv will pass to this copy's next reset() (None once it has been reset)
+        entry["pending_seed"] = vec_env._seeds[index]
         for layer in _chain(env):
             if isinstance(layer, gym.wrappers.TimeLimit):
                 entry["elapsed_steps"] = layer._elapsed_steps
@@ -74,10 +76,7 @@ def restore(vec_env: VecEnv, states: list[dict[str, Any]] | None) -> bool:
         return False
     import mujoco
 
-    # A freshly built VecEnv holds the seeds it was made with until its first reset(); the
-    # restored generators must not be overwritten by them (evaluate_policy resets the
-    # evaluation env, so a resumed run would otherwise evaluate on other episodes).
-    vec_env._reset_seeds()
+    _restore_pending_seeds(vec_env, states)
     for env, entry in zip(vec_env.envs, states):
         base: Any = env.unwrapped
         current = _mujoco_state(env)
@@ -86,19 +85,36 @@ def restore(vec_env: VecEnv, states: list[dict[str, Any]] | None) -> bool:
         mujoco.mj_setState(base.model, base.data, entry["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
         mujoco.mj_forward(base.model, base.data)
         base.np_random.bit_generator.state = entry["np_random"]
-        for layer in _chain(env):
-            if isinstance(layer, gym.wrappers.TimeLimit) and "elapsed_steps" in entry:
-                layer._elapsed_steps = entry["elapsed_steps"]
-            if isinstance(layer, Monitor) and "monitor" in entry:
-                for key, value in entry["monitor"].items():
-                    setattr(layer, key, copy.deepcopy(value))
-            if hasattr(layer, "_has_reset") and "has_reset" in entry:
-                layer._has_reset = entry["has_reset"]
-            if isinstance(layer, gym.wrappers.PassiveEnvChecker):
-                # Its one-off checks ran in the original process; they need a fresh reset.
-                layer.checked_reset = layer.checked_step = True
-                if hasattr(layer, "checked_data_reuse"):
-                    layer.checked_data_reuse = True
-            if layer.__class__.__name__ == "RenderStateInfo" and "render_state" in entry:
-                layer._state = entry["render_state"].copy()  # type: ignore[attr-defined]
+        _restore_layers(env, entry)
     return True
+
+
+def _restore_pending_seeds(vec_env: VecEnv, states: list[dict[str, Any]]) -> None:
+    """A VecEnv holds the seed it was made with until its first reset(); the rebuilt one must
+    hold it exactly when the saved one did, or its next reset (evaluate_policy resets the
+    evaluation env) reseeds the restored generator and a resumed run evaluates on other
+    episodes. Snapshots of pebble 0.1 have no pending seed: an env that had been reset had none."""
+    for index, entry in enumerate(states):
+        if "pending_seed" in entry:
+            vec_env._seeds[index] = entry["pending_seed"]
+        elif entry.get("has_reset"):
+            vec_env._seeds[index] = None
+
+
+def _restore_layers(env: gym.Env, entry: dict[str, Any]) -> None:
+    """The wrappers' bookkeeping: step count, Monitor statistics, reset and checker flags."""
+    for layer in _chain(env):
+        if isinstance(layer, gym.wrappers.TimeLimit) and "elapsed_steps" in entry:
+            layer._elapsed_steps = entry["elapsed_steps"]
+        if isinstance(layer, Monitor) and "monitor" in entry:
+            for key, value in entry["monitor"].items():
+                setattr(layer, key, copy.deepcopy(value))
+        if hasattr(layer, "_has_reset") and "has_reset" in entry:
+            layer._has_reset = entry["has_reset"]
+        if isinstance(layer, gym.wrappers.PassiveEnvChecker):
+            # Its one-off checks ran in the original process; they need a fresh reset.
+            layer.checked_reset = layer.checked_step = True
+            if hasattr(layer, "checked_data_reuse"):
+                layer.checked_data_reuse = True
+        if layer.__class__.__name__ == "RenderStateInfo" and "render_state" in entry:
+            layer._state = entry["render_state"].copy()  # type: ignore[attr-defined]

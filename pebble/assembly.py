@@ -7,7 +7,6 @@ the same run as in earlier versions.
 
 from __future__ import annotations
 
-import random
 import shutil
 import tempfile
 from collections import defaultdict
@@ -23,7 +22,6 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.tensorboard import SummaryWriter
 
-from envs import state as env_state
 from envs.make import episode_limit, eval_env_of, make_vec_env, recorded_state_dim, vec_env_of
 from pebble import checkpoint
 from pebble import config as config_mod
@@ -155,43 +153,23 @@ class Assembly:
 
     def reschedule(self, total_steps: int) -> None:
         """Plan the feedback sessions for a new length of run."""
-        pre, fb = self.config.pretrain, self.config.feedback
-        schedule = FeedbackSchedule(pre.seed_steps + pre.unsup_steps, fb.num_interact, total_steps,
-                                    fb.max_feedback, fb.queries_per_session, fb.schedule)  # fmt: skip
+        schedule = FeedbackSchedule.of(self.config, total_steps)
         step = self.model.num_timesteps
         self.loop.schedule = schedule
         if not self.config.true_reward:
             self.loop.session_steps = [s for s in schedule.steps() if s > step] if step else schedule.steps()
         self.progress.total_steps = total_steps
 
-    def roles_state(self) -> dict[str, Any]:
-        """Each role's state, for a checkpoint."""
-        return {
-            "loop": self.loop.state_dict(),
-            "feedback": self.feedback.state_dict() if self.feedback else None,
-            "reward_learner": self.reward_learner.state_dict() if self.reward_learner else None,
-            "pretraining": self.pretraining.state_dict(),
-            "episodes": self.episodes.state_dict(),
-            "evaluation": self.evaluation.state_dict(),
-            "progress": self.progress.state_dict(),
-            "checkpoints": self.checkpoints.state_dict(),
-            "timings": dict(self.timings),
-        }
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What labels and checkpoints of this run must agree on."""
+        return run_meta(self.config, self.env)
 
     def save_checkpoint(self, folder: Path | None = None) -> Path:
         """An atomic checkpoint in ``folder`` (default: the run folder)."""
         folder = folder if folder is not None else self.run_dir
         assert folder is not None, "a checkpoint needs a run folder"
-        state = {
-            "meta": run_meta(self.config, self.env),
-            **self.roles_state(),
-            "labels_in_dataset": len(self.dataset) if self.dataset is not None else 0,
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-            "env": env_state.snapshot(self.env),
-            "eval_env": env_state.snapshot(self.eval_env),
-        }
-        step = self.model.num_timesteps
-        return checkpoint.write(folder, step, self.model, self.reward_model, state, self.config.checkpoint_buffer)
+        return checkpoint.save_run(self, folder)
 
     def source_at(self, phase: str) -> RewardSource:
         """What the learner trained on in ``phase`` (to hand it back on resume)."""
@@ -203,39 +181,8 @@ class Assembly:
         return TrueReward() if phase == "true reward" else self.pretraining.reward_source()
 
     def restore(self, path: Path, state: dict[str, Any]) -> None:
-        """Put the roles, labels, RNGs and environments back as they were at checkpoint ``path``."""
-        if self.reward_model is not None and (path / "reward_model.pt").exists():
-            self.reward_model.load(path / "reward_model.pt")
-        for name in ("feedback", "reward_learner", "pretraining", "episodes", "evaluation", "progress", "checkpoints"):
-            part, saved = getattr(self, name), state.get(name)
-            if part is not None and saved is not None:
-                part.load_state_dict(saved)
-        legacy = getattr(self.learner.buffer, "legacy_entropy", None)
-        if state.get("pretraining") is None and legacy is not None:  # a pebble 0.1 checkpoint
-            self.pretraining.entropy.load_state_dict(legacy.state_dict())
-        self.timings.update(state["timings"])
-        self.loop.load_state_dict(state["loop"], self.source_at(state["loop"]["phase"]))
-        self._restore_labels(state)
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        env_state.restore(self.eval_env, state["eval_env"])
-        if not (path / "replay_buffer.pkl").exists() or not env_state.restore(self.env, state["env"]):
-            self.learner.restart_episodes()  # the episode in progress cannot be continued
-
-    def _restore_labels(self, state: dict[str, Any]) -> None:
-        """Rebuild the training labels as they were at the checkpoint, from the durable store:
-        answers to queries asked before the checkpoint, in the order they were given."""
-        if self.dataset is None or self.store is None or self.feedback is None:
-            return
-        for row in self.store:
-            if row.query.query_id < self.feedback.next_query_id and row.answer.kind != "skip":
-                self.dataset.add(row.query, row.answer)
-        if len(self.dataset) != state["labels_in_dataset"]:
-            raise CheckpointError(
-                f"label store {self.store.path} holds {len(self.dataset)} labels from before the checkpoint, "
-                f"the checkpoint expects {state['labels_in_dataset']}"
-            )
+        """Put everything back as it was at checkpoint ``path`` (see :func:`pebble.checkpoint.restore_run`)."""
+        checkpoint.restore_run(self, path, state)
 
 
 def _reward_parts(

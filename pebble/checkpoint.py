@@ -24,17 +24,21 @@ Contents::
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from envs import state as env_state
 from pebble.faults import crash_point
 
 if TYPE_CHECKING:
+    from pebble.assembly import Assembly
     from pebble.reward_model import RewardModel
 
 
@@ -171,3 +175,61 @@ def _upgrade_v1(state: dict[str, Any]) -> dict[str, Any]:
         "checkpoints": {"next": next_checkpoint},
         "timings": loop["timings"],
     }
+
+
+#: The roles whose state a checkpoint carries: attributes of a run's Assembly with
+#: ``state_dict()`` and ``load_state_dict()`` (the loop's is restored last, with its reward source).
+ROLES = ("feedback", "reward_learner", "pretraining", "episodes", "evaluation", "progress", "checkpoints")
+
+
+def save_run(run: Assembly, folder: Path) -> Path:
+    """Checkpoint every part of ``run`` into ``folder`` (atomically)."""
+    roles = {name: (part.state_dict() if (part := getattr(run, name)) is not None else None) for name in ROLES}
+    state = {
+        "meta": run.meta,
+        "loop": run.loop.state_dict(),
+        **roles,
+        "timings": dict(run.timings),
+        "labels_in_dataset": len(run.dataset) if run.dataset is not None else 0,
+        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "env": env_state.snapshot(run.env),
+        "eval_env": env_state.snapshot(run.eval_env),
+    }
+    return write(folder, run.model.num_timesteps, run.model, run.reward_model, state, run.config.checkpoint_buffer)
+
+
+def restore_run(run: Assembly, path: Path, state: dict[str, Any]) -> None:
+    """Put the roles, labels, RNGs and environments of ``run`` back as they were at checkpoint ``path``."""
+    if run.reward_model is not None and (path / "reward_model.pt").exists():
+        run.reward_model.load(path / "reward_model.pt")
+    for name in ROLES:
+        part, saved = getattr(run, name), state.get(name)
+        if part is not None and saved is not None:
+            part.load_state_dict(saved)
+    legacy = getattr(run.learner.buffer, "legacy_entropy", None)
+    if state.get("pretraining") is None and legacy is not None:  # pebble 0.1 kept these in the buffer
+        run.pretraining.entropy.load_state_dict(legacy.state_dict())
+    run.timings.update(state["timings"])
+    run.loop.load_state_dict(state["loop"], run.source_at(state["loop"]["phase"]))
+    _restore_labels(run, state)
+    random.setstate(state["rng"]["python"])
+    np.random.set_state(state["rng"]["numpy"])
+    torch.set_rng_state(state["rng"]["torch"])
+    env_state.restore(run.eval_env, state["eval_env"])
+    if not (path / "replay_buffer.pkl").exists() or not env_state.restore(run.env, state["env"]):
+        run.learner.restart_episodes()  # the episode in progress cannot be continued
+
+
+def _restore_labels(run: Assembly, state: dict[str, Any]) -> None:
+    """Rebuild the training labels as they were at the checkpoint, from the durable store:
+    answers to queries asked before the checkpoint, in the order they were given."""
+    if run.dataset is None or run.store is None or run.feedback is None:
+        return
+    for row in run.store:
+        if row.query.query_id < run.feedback.next_query_id and row.answer.kind != "skip":
+            run.dataset.add(row.query, row.answer)
+    if len(run.dataset) != state["labels_in_dataset"]:
+        raise CheckpointError(
+            f"label store {run.store.path} holds {len(run.dataset)} labels from before the checkpoint, "
+            f"the checkpoint expects {state['labels_in_dataset']}"
+        )

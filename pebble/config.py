@@ -62,7 +62,7 @@ class PretrainConfig:
     unsup_steps: int = opt(
         0,
         "Steps of unsupervised pre-training on the k-NN state-entropy reward (reference: 9000; off by default: "
-        "on 100k-step HalfCheetah runs it cost more than it gave, see README, Performance).",
+        "on 100k-step HalfCheetah runs it cost more than it gave, see docs/performance.md).",
     )
     knn_k: int = opt(5, "k of the k-nearest-neighbour state-entropy estimate.")
     extra_updates: int = opt(100, "RL updates on the relabelled buffer right after the first feedback session.")
@@ -80,7 +80,7 @@ class RewardModelConfig:
 
     ensemble_size: int = opt(3, "Number of reward networks in the ensemble.")
     reward_hidden: list[int] = opt(
-        [128, 128, 128], "Hidden layer sizes of each reward network (reference: 256 x 3; see README, Performance)."
+        [128, 128, 128], "Hidden layer sizes of each reward network (reference: 256 x 3; see docs/performance.md)."
     )
     reward_lr: float = opt(3e-4, "Adam learning rate of the reward model.")
     reward_weight_decay: float = opt(
@@ -92,12 +92,12 @@ class RewardModelConfig:
     reward_output: Literal["tanh", "linear"] = opt(
         "linear",
         "Output of each reward network: linear (unbounded) or tanh (bounded in [-1, 1], the reference; "
-        "see README, Performance).",
+        "see docs/performance.md).",
     )
     reward_next_state: bool = opt(
         True,
         "Reward networks see the next observation too, r(s, a, s'), as MuJoCo's own rewards do; "
-        "--no-reward-next-state: r(s, a), the reference (see README, Performance).",
+        "--no-reward-next-state: r(s, a), the reference (see docs/performance.md).",
     )
     normalize_inputs: bool = opt(
         True, "Standardise reward-model inputs with statistics of the pre-training states (fixed at the first session)."

@@ -59,11 +59,7 @@ class PebbleLoop(BaseCallback):
         self.feedback, self.reward_learner, self.selector = feedback, reward_learner, selector
         self.query_rng, self.writer, self.print, self.fixed_reward = query_rng, writer, print_fn, fixed_reward
         self.timings = timings
-        pre, fb = config.pretrain, config.feedback
-        self.schedule = FeedbackSchedule(
-            pre.seed_steps + pre.unsup_steps, fb.num_interact, config.total_steps, fb.max_feedback,
-            fb.queries_per_session, fb.schedule,
-        )  # fmt: skip
+        self.schedule = FeedbackSchedule.of(config)
         self.session_steps = [] if config.true_reward else self.schedule.steps()
         self.phase = "true reward" if config.true_reward else "seed steps"
         self.resumed = False

@@ -4,7 +4,7 @@ After pre-training on the intrinsic reward, the Q-function estimates a reward th
 longer optimised; PEBBLE resets it (critic, target critic and the critic's optimiser) and
 keeps the actor and, for SAC, the entropy temperature, whose exploration carries over.
 ``reset_actor`` also starts the policy afresh, for tasks where the pre-trained behaviour is
-a trap (README, Performance: on HalfCheetah it flips the cheetah onto its back).
+a trap (docs/performance.md: on HalfCheetah it flips the cheetah onto its back).
 """
 
 from __future__ import annotations

@@ -4,18 +4,18 @@ Training on preferences (loss, epochs, early stop) is :mod:`pebble.reward_learni
 
 The members run one after the other, a Python loop over M ``nn.Sequential`` MLPs: on this
 CPU one batched computation (weights stacked as (M, in, out), ``torch.matmul``) was no faster
-at width 128 and slower at width 256 (``bench/ensemble_layout.py``,
-``bench/results/ensemble_layout.json``).
+at width 128 and slower at width 256 (``bench/diagnostics/ensemble_layout.py``,
+``bench/diagnostics/results/ensemble_layout.json``).
 Each member has its own initialisation and its own shuffle of the labels (bootstrap-like
 diversity, as in PEBBLE). Outputs are linear by default; ``output="tanh"`` bounds them in
-[-1, 1] as PEBBLE does, which flattens the learned reward where the agent is fastest (README,
-Performance); the learned reward is the mean over members.
+[-1, 1] as PEBBLE does, which flattens the learned reward where the agent is fastest
+(docs/performance.md); the learned reward is the mean over members.
 
 Inputs are standardised with a per-feature mean and std fixed once, before the first
 training (from the pre-training states, see ``fit_input_normalization``). Raw MuJoCo
 observations mix joint angles (~0.1) with velocities (~10); without the rescaling the
 first sessions learned a reward with per-step correlation 0.07 to HalfCheetah's true
-reward instead of 0.51 from the same 56 labels (README, Performance).
+reward instead of 0.51 from the same 56 labels (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Ensemble(nn.Module):
     input_std: Tensor
     input_fitted: Tensor
 
-    def __init__(self, input_dim: int, hidden: list[int], members: int, output: str = "linear") -> None:
+    def __init__(self, input_dim: int, hidden: list[int], members: int, output: str) -> None:
         super().__init__()
         if output not in ("tanh", "linear"):
             raise ValueError(f"reward output must be 'tanh' or 'linear', not {output!r}")

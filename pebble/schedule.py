@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pebble.config import Config
+
 
 @dataclass
 class FeedbackSchedule:
@@ -20,8 +22,17 @@ class FeedbackSchedule:
     num_interact: int
     total_steps: int
     max_feedback: int
-    queries_per_session: int = 0  # 0: spread the budget evenly over the sessions that fit
-    kind: str = "constant"  # constant, decay or increase
+    queries_per_session: int  # 0: spread the budget evenly over the sessions that fit
+    kind: str  # constant, decay or increase
+
+    @classmethod
+    def of(cls, config: Config, total_steps: int | None = None) -> FeedbackSchedule:
+        """The schedule a run's config describes (for ``total_steps``, default the config's):
+        the first session right after the seed and pre-training steps."""
+        pre, fb = config.pretrain, config.feedback
+        total = config.total_steps if total_steps is None else total_steps
+        return cls(pre.seed_steps + pre.unsup_steps, fb.num_interact, total, fb.max_feedback,
+                   fb.queries_per_session, fb.schedule)  # fmt: skip
 
     def steps(self) -> list[int]:
         """Env steps at which sessions happen (before the budget is considered)."""

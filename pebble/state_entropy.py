@@ -45,7 +45,7 @@ class StateEntropyReward(RewardSource):
 
     name = "pre-training"
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: int) -> None:
         self.k = k
         self.stats = RunningMeanStd(shape=())
         self.last_distance_mean = float("nan")

@@ -37,7 +37,7 @@ from teachers.human import HumanTeacher
 
 ROOT = Path(__file__).resolve().parent.parent
 #: ``PEBBLE_RECORD_BENCH=1`` makes the browser run also write its latency figures and page
-#: screenshot to bench/results (the README's "Browser teacher" figure).
+#: screenshot to bench/results (the figure in docs/browser.md).
 RECORD = os.environ.get("PEBBLE_RECORD_BENCH") == "1"
 BENCH_RESULTS = ROOT / "bench" / "results"
 CHROMIUM = os.environ.get("PEBBLE_CHROMIUM", "/usr/bin/chromium")
