@@ -18,7 +18,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 #: The MuJoCo locomotion tasks pebble is tuned and benchmarked on. Hopper, Walker2d,
-#: Ant and Humanoid terminate early when the robot falls (see docs/algorithm.md, "Termination and the sign of a learned reward").
+#: Ant and Humanoid terminate early when the robot falls (docs/algorithm.md, "Termination").
 LOCOMOTION = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5")
 
 #: Small MuJoCo tasks used for quick checks and the end-to-end test.

@@ -32,7 +32,7 @@ class Clip:
     """A piece of one training episode, ``H`` steps long.
 
     Steps after the episode *terminated* are padding (``mask == False``): an absorbing
-    state whose true and learned reward are both zero (see docs/algorithm.md, "Termination and the sign of a learned reward").
+    state whose true and learned reward are both zero (docs/algorithm.md, "Termination").
     """
 
     observations: np.ndarray  #: (H, obs_dim), the observation each action was taken in
