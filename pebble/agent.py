@@ -222,8 +222,14 @@ class PebbleAgent:
         config = config_mod.from_plain(config_mod.load_file(config_path))
         config.run_dir = str(folder)
         agent = cls.__new__(cls)
-        agent._setup(config, env, teacher, folder, fixed_reward, print_fn, existing=True,
-                     checkpoint_path=checkpoint.latest(folder))  # fmt: skip
+        try:
+            agent._setup(config, env, teacher, folder, fixed_reward, print_fn, existing=True,
+                         checkpoint_path=checkpoint.latest(folder))  # fmt: skip
+        except ConfigError as exc:
+            if teacher is None and str(exc).startswith("unknown teacher"):
+                raise ConfigError(f"{exc} (a teacher that was a Python object must be passed again: "
+                                  "PebbleAgent.load(folder, teacher=...))") from None  # fmt: skip
+            raise
         return agent
 
     def close(self) -> None:

@@ -106,10 +106,15 @@ def random_policy_return(env_id: str, episodes: int = 20) -> float:
 def test_pebble_learns_inverted_pendulum_from_oracle_labels(tmp_path: Path) -> None:
     """A real run: 6000 steps, 100 oracle labels, learned reward only.
 
-    InvertedPendulum's true reward is +1 per step alive, so everything the agent learns
-    comes from the teacher preferring clips that end later: a reward model that does not
-    learn "alive beats the absorbing state after a fall" (or a policy trained on anything
-    else) stays at the random policy's return (about 5-10).
+    The bound is set from measured runs of this exact command, since another CPU rounds
+    differently and so takes another path, as another seed would. Seeds 1-6 ended at 133.5,
+    56.6, 1000.0, 92.8, 58.6 and 79.1 (the smallest is 1.9x the bound of 30); a random policy
+    scores 3.6, and with every label flipped (``--teacher mistake``, ``eps_mistake=1``)
+    seeds 2 and 5 end at 2.0 and 2.1: a reward of the wrong sign teaches the pole to fall.
+    What it does not show: that the preferences beat no preferences. Termination leaks
+    information (an all-"equal" teacher reached 128.2 and 116.0 on seeds 2 and 5), so a
+    model that only learns that steps before a fall exist can balance too (docs/algorithm.md,
+    "Termination").
     """
     run_dir = tmp_path / "run"
     argv = [
@@ -121,7 +126,7 @@ def test_pebble_learns_inverted_pendulum_from_oracle_labels(tmp_path: Path) -> N
     assert main(argv) == 0
     final = json.loads((run_dir / "summary.json").read_text())["final_eval_return"]
     baseline = random_policy_return("InvertedPendulum-v5")
-    assert final > max(5 * baseline, 60), (final, baseline)
+    assert final > max(8 * baseline, 30), (final, baseline)
 
 
 @pytest.mark.parametrize("algo", ["td3", "ddpg"])
