@@ -134,7 +134,8 @@ class PebbleAgent:
         return self.model.num_timesteps
 
     def request_stop(self) -> None:
-        """Write a checkpoint at the next consistent point and stop (what SIGINT/SIGTERM do)."""
+        """Stop ``learn`` at the next consistent point, after a checkpoint when the run has a folder
+        (what SIGINT/SIGTERM do in ``pebble train``)."""
         self._parts.checkpoints.stop_requested = True
 
     @property
