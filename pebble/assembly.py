@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +146,17 @@ class Assembly:
     loop: PebbleLoop
     evaluation: Evaluation
     progress: ProgressReport
-    checkpoints: CheckpointTimer
     writer: Any
     timings: defaultdict[str, float]
     fixed_reward: RewardSource | None
+    #: checkpoints go to the run folder; a run without one is never checkpointed on its own
+    checkpoints: CheckpointTimer = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.run_dir is None:  # a stop request then just stops
+            self.checkpoints = CheckpointTimer(0, lambda: None)
+        else:
+            self.checkpoints = CheckpointTimer(self.config.checkpoint_freq, self.save_checkpoint)
 
     def reschedule(self, total_steps: int) -> None:
         """Plan the feedback sessions for a new length of run."""
@@ -278,9 +285,7 @@ def _roles(
     progress = ProgressReport(log.log_interval, config.total_steps, writer, describe, print_fn)
     parts = Assembly(config, run_dir, env, eval_env, model, learner, reward_model, dataset, store, feedback,
                      reward_learner, pretraining, episodes, loop, evaluation, progress,
-                     CheckpointTimer(0, lambda: None), writer, timings, fixed_reward)  # fmt: skip
-    if run_dir is not None:
-        parts.checkpoints = CheckpointTimer(config.checkpoint_freq, parts.save_checkpoint)
+                     writer, timings, fixed_reward)  # fmt: skip
     for callback in (episodes, loop, evaluation, progress, parts.checkpoints):
         callback.init_callback(model)  # usable before and after learn() (the final evaluation)
     return parts

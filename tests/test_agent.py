@@ -99,3 +99,10 @@ def test_a_fixed_true_reward_asks_no_teacher_and_trains_on_the_environment_rewar
     rows = buffer.size()
     np.testing.assert_array_equal(buffer.rewards[:rows], buffer.true_rewards[:rows])
     assert agent.labels is None and agent.reward_model is None
+
+
+def test_a_stop_request_in_a_notebook_stops_learn_without_writing() -> None:
+    agent = PebbleAgent("InvertedPendulum-v5", print_fn=None, **TINY)
+    agent.request_stop()
+    agent.learn()
+    assert agent.stopped_early and agent.result is None and agent.num_timesteps < 600
