@@ -24,7 +24,7 @@ QueryScheme = Literal["uniform", "disagreement", "entropy", "kcenter", "kcenter_
 AlgoName = Literal["sac", "td3", "ddpg"]
 ScheduleKind = Literal["constant", "decay", "increase"]
 QUERY_SCHEMES: tuple[str, ...] = typing.get_args(QueryScheme)
-ALGORITHMS: tuple[str, ...] = typing.get_args(AlgoName)
+ALGO_NAMES: tuple[str, ...] = typing.get_args(AlgoName)
 SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
 
 
@@ -232,8 +232,8 @@ class Config:
             raise ConfigError(
                 f"unknown --query-scheme {self.feedback.query_scheme!r}; choose one of {', '.join(QUERY_SCHEMES)}"
             )
-        if self.algo.algo not in ALGORITHMS:
-            raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.algo.algo not in ALGO_NAMES:
+            raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGO_NAMES)}")
         if self.feedback.schedule not in SCHEDULES:
             raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
