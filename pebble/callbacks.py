@@ -131,11 +131,11 @@ class ProgressReport(BaseCallback):
         self.describe, self.print = describe, print_fn
         self.next = interval
         self._start = self._last_time = time.perf_counter()
-        self._last_step = 0
+        self._last_step = self._start_step = 0
 
     def _on_training_start(self) -> None:
         self._start = self._last_time = time.perf_counter()
-        self._last_step = self.num_timesteps
+        self._last_step = self._start_step = self.model.num_timesteps  # a resumed run starts midway
 
     def _on_step(self) -> bool:
         if self.interval and self.num_timesteps >= self.next:
@@ -148,7 +148,7 @@ class ProgressReport(BaseCallback):
         fps = (step - self._last_step) / max(1e-9, now - self._last_time)
         self._last_time, self._last_step = now, step
         self.writer.add_scalar("time/steps_per_second", fps, step)
-        eta = (now - self._start) / max(1, step) * (self.total_steps - step)
+        eta = (now - self._start) / max(1, step - self._start_step) * (self.total_steps - step)
         parts = [f"[pebble] step {step}/{self.total_steps}", f"{fps:.0f} steps/s", *self.describe(step)]
         self.print(" | ".join([*parts, f"eta {int(eta // 60)}m{int(eta % 60):02d}s"]))
 
