@@ -13,6 +13,7 @@ TensorBoard output is dropped.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -107,6 +108,8 @@ class PebbleAgent:
             config, self.run_dir, env, teacher, fixed_reward, self.print, overwrite, existing, checkpoint_path
         )
         self.result: RunResult | None = None
+        #: the checkpoint this agent was loaded from (None: a new run, or a run restarted from step 0)
+        self.resumed_from = checkpoint_path
 
     # ------------------------------------------------------------------ access
     @property
@@ -199,7 +202,7 @@ class PebbleAgent:
             self._parts.save_checkpoint()
         else:
             run_folder.create(folder)
-            config = config_mod.override(self.config)
+            config = copy.deepcopy(self.config)
             config.run_dir = str(folder)
             config_mod.save(config, folder / "config.json")
             if self.label_store is not None:

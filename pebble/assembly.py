@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,8 @@ from pebble.query_selection import make_selector
 from pebble.reward_learning import RewardLearner
 from pebble.reward_model import RewardModel
 from pebble.reward_sources import RewardSource, TrueReward
-from pebble.schedule import FeedbackSchedule
 from pebble.tensorboard import NullWriter, open_writer
+from pebble.timing import Timings
 from teachers.contract import Answer, Query, Teacher, TeacherError
 from teachers.registry import make_teacher
 
@@ -147,7 +146,7 @@ class Assembly:
     evaluation: Evaluation
     progress: ProgressReport
     writer: Any
-    timings: defaultdict[str, float]
+    timings: Timings
     fixed_reward: RewardSource | None
     #: checkpoints go to the run folder; a run without one is never checkpointed on its own
     checkpoints: CheckpointTimer = field(init=False)
@@ -159,12 +158,8 @@ class Assembly:
             self.checkpoints = CheckpointTimer(self.config.checkpoint_freq, self.save_checkpoint)
 
     def reschedule(self, total_steps: int) -> None:
-        """Plan the feedback sessions for a new length of run."""
-        schedule = FeedbackSchedule.of(self.config, total_steps)
-        step = self.model.num_timesteps
-        self.loop.schedule = schedule
-        if not self.config.true_reward:
-            self.loop.session_steps = [s for s in schedule.steps() if s > step] if step else schedule.steps()
+        """Plan the feedback sessions and the progress lines for a new length of run."""
+        self.loop.plan(total_steps, self.model.num_timesteps)
         self.progress.total_steps = total_steps
 
     @property
@@ -240,21 +235,21 @@ def assemble(
     if state is not None and state["meta"] != meta:
         raise CheckpointError(f"checkpoint {checkpoint_path} was written for {state['meta']}, this run has {meta}")
     _prepare_folder(config, run_dir, overwrite, existing, state is not None)
-    if state is not None and checkpoint_path is not None:
+    if checkpoint_path is not None:  # then state is not None
         model: Any = checkpoint.load_model(checkpoint_path, ALGORITHMS[config.algo.algo], train_env)
     else:
         model = build_off_policy(config, train_env, recorded_state_dim(train_env))
-    timings: defaultdict[str, float] = defaultdict(float)
+    timings = Timings()
     parts = _roles(config, run_dir, train_env, eval_env, model, teacher if learning else None, external, meta,
                    timings, fixed_reward, print_fn, state["step"] if state is not None else None)  # fmt: skip
-    if state is not None and checkpoint_path is not None:
+    if checkpoint_path is not None and state is not None:
         parts.restore(checkpoint_path, state)
     return parts
 
 
 def _roles(
     config: Config, run_dir: Path | None, env: VecEnv, eval_env: VecEnv, model: Any, teacher: Teacher | None,
-    external: list[tuple[Query, Answer]], meta: dict[str, Any], timings: defaultdict[str, float],
+    external: list[tuple[Query, Answer]], meta: dict[str, Any], timings: Timings,
     fixed_reward: RewardSource | None, print_fn: Any, purge: int | None,
 ) -> Assembly:  # fmt: skip
     """The roles and callbacks around an algorithm, wired together."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from pebble.learners import Learner
 from pebble.tensorboard import ScalarWriter
+from pebble.timing import Timings
 
 
 def reward_correlation(learner: Learner, rows: int) -> float:
@@ -79,30 +80,51 @@ class EpisodeTracker(BaseCallback):
         self.last_true_return, self.last_learned_return = state["last"]
 
 
-class Evaluation(BaseCallback):
-    """Mean true return of the deterministic policy every ``freq`` env steps (0: never)."""
+class Periodic(BaseCallback):
+    """Calls :meth:`fire` every ``interval`` env steps (0: never); the clock goes into checkpoints."""
 
-    def __init__(
-        self, eval_env: VecEnv, freq: int, episodes: int, writer: ScalarWriter, timings: MutableMapping[str, float]
-    ) -> None:
+    def __init__(self, interval: int) -> None:
         super().__init__()
-        self.eval_env, self.freq, self.episodes, self.writer, self.timings = eval_env, freq, episodes, writer, timings
-        self.next = freq
-        self.last = math.nan
+        self.interval = interval
+        self.next = interval
 
     def _on_step(self) -> bool:
-        if self.freq and self.num_timesteps >= self.next:
-            self.next += self.freq
-            self.evaluate()
+        if self.interval and self.num_timesteps >= self.next:
+            self.next += self.interval
+            self.fire()
         return True
+
+    def fire(self) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"next": self.next}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.next = state["next"]
+
+
+class Evaluation(Periodic):
+    """Mean true return of the deterministic policy every ``freq`` env steps (0: never)."""
+
+    def __init__(self, eval_env: VecEnv, freq: int, episodes: int, writer: ScalarWriter, timings: Timings) -> None:
+        super().__init__(freq)
+        self.eval_env, self.episodes, self.writer, self.timings = eval_env, episodes, writer, timings
+        self.last = math.nan
+
+    def fire(self) -> None:
+        self.evaluate()
 
     def evaluate(self) -> float:
         """Evaluate now, log ``eval/true_return`` (and its std) at the current step."""
-        tic = time.perf_counter()
-        returns, _ = evaluate_policy(
-            self.model, self.eval_env, n_eval_episodes=self.episodes, deterministic=True, return_episode_rewards=True
-        )
-        self.timings["evaluation"] = self.timings.get("evaluation", 0.0) + time.perf_counter() - tic
+        with self.timings.measure("evaluation"):
+            returns, _ = evaluate_policy(
+                self.model,
+                self.eval_env,
+                n_eval_episodes=self.episodes,
+                deterministic=True,
+                return_episode_rewards=True,
+            )
         self.last = float(np.mean(returns))
         step = self.model.num_timesteps
         self.writer.add_scalar("eval/true_return", self.last, step)
@@ -110,13 +132,14 @@ class Evaluation(BaseCallback):
         return self.last
 
     def state_dict(self) -> dict[str, Any]:
-        return {"next": self.next, "last": self.last}
+        return {**super().state_dict(), "last": self.last}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.next, self.last = state["next"], state["last"]
+        super().load_state_dict(state)
+        self.last = state["last"]
 
 
-class ProgressReport(BaseCallback):
+class ProgressReport(Periodic):
     """Every ``interval`` env steps: rate and diagnostics to TensorBoard, one line to the terminal.
 
     ``describe`` returns the phase-specific parts of the line (and logs the phase's own tags).
@@ -126,10 +149,8 @@ class ProgressReport(BaseCallback):
         self, interval: int, total_steps: int, writer: ScalarWriter, describe: Callable[[int], list[str]],
         print_fn: Callable[[str], None],
     ) -> None:  # fmt: skip
-        super().__init__()
-        self.interval, self.total_steps, self.writer = interval, total_steps, writer
-        self.describe, self.print = describe, print_fn
-        self.next = interval
+        super().__init__(interval)
+        self.total_steps, self.writer, self.describe, self.print = total_steps, writer, describe, print_fn
         self._start = self._last_time = time.perf_counter()
         self._last_step = self._start_step = 0
 
@@ -137,13 +158,7 @@ class ProgressReport(BaseCallback):
         self._start = self._last_time = time.perf_counter()
         self._last_step = self._start_step = self.model.num_timesteps  # a resumed run starts midway
 
-    def _on_step(self) -> bool:
-        if self.interval and self.num_timesteps >= self.next:
-            self.next += self.interval
-            self.report()
-        return True
-
-    def report(self) -> None:
+    def fire(self) -> None:
         now, step = time.perf_counter(), self.num_timesteps
         fps = (step - self._last_step) / max(1e-9, now - self._last_time)
         self._last_time, self._last_step = now, step
@@ -151,12 +166,6 @@ class ProgressReport(BaseCallback):
         eta = (now - self._start) / max(1, step - self._start_step) * (self.total_steps - step)
         parts = [f"[pebble] step {step}/{self.total_steps}", f"{fps:.0f} steps/s", *self.describe(step)]
         self.print(" | ".join([*parts, f"eta {int(eta // 60)}m{int(eta % 60):02d}s"]))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"next": self.next}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.next = state["next"]
 
 
 class CheckpointTimer(BaseCallback):

@@ -13,8 +13,6 @@ an answered one, so it counts (as in the reference).
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +22,7 @@ from pebble.clips import Segments
 from pebble.faults import crash_point
 from pebble.label_store import LabelStore
 from pebble.labels import PreferenceDataset
+from pebble.timing import Timings
 from teachers.contract import Answer, Query, Teacher, TeacherError, TeachingContext, validate_answer
 
 
@@ -54,13 +53,13 @@ class FeedbackCollector:
         dataset: PreferenceDataset,
         rng: np.random.Generator,
         store: LabelStore | None = None,
-        timings: MutableMapping[str, float] | None = None,
+        timings: Timings | None = None,
     ) -> None:
         self.teacher = teacher
         self.dataset = dataset
         self.rng = rng  # the teacher's only source of randomness (TeachingContext.rng)
         self.store = store
-        self.timings: MutableMapping[str, float] = timings if timings is not None else {}
+        self.timings = timings if timings is not None else Timings()
         self.counts = FeedbackCounts()
         self.next_query_id = 0
         self.pending: dict[int, Query] = {}
@@ -86,7 +85,10 @@ class FeedbackCollector:
         cannot be restored mid-episode), the stored label still counts and takes this
         query's place in the budget.
         """
-        tic = time.perf_counter()
+        with self.timings.measure("teacher"):
+            return self._ask(queries, env_step, mean_step_reward)
+
+    def _ask(self, queries: list[Query], env_step: int, mean_step_reward: float) -> dict[int, Answer]:
         session = self.counts.sessions
         self.counts.sessions += 1
         self.counts.asked += len(queries)
@@ -104,7 +106,6 @@ class FeedbackCollector:
         if to_ask:
             context = TeachingContext(session, env_step, self.rng, mean_step_reward)
             answers.update(self._take_answers(to_ask, context))
-        self.timings["teacher"] = self.timings.get("teacher", 0.0) + time.perf_counter() - tic
         return answers
 
     def skip_session(self) -> None:

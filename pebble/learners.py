@@ -18,9 +18,8 @@ The loop never touches SB3 internals; it asks a :class:`Learner` to
 
 from __future__ import annotations
 
-import time
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import MutableMapping
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from pebble.clips import BufferClipPool, ClipPool
 from pebble.config import AlgoName, Config
 from pebble.resets import reset_actor, reset_critic
 from pebble.reward_sources import RewardSource
+from pebble.timing import Timings
 
 #: The SB3 classes behind ``--algo`` (names: :data:`pebble.config.AlgoName`).
 ALGORITHMS: dict[AlgoName, type[OffPolicyAlgorithm]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
@@ -87,18 +87,16 @@ class OffPolicyLearner(Learner):
 
     model: OffPolicyAlgorithm
 
-    def __init__(self, model: OffPolicyAlgorithm, timings: MutableMapping[str, float] | None = None) -> None:
+    def __init__(self, model: OffPolicyAlgorithm, timings: Timings | None = None) -> None:
         if not isinstance(model.replay_buffer, PreferenceReplayBuffer):
             raise TypeError("the algorithm's replay buffer must be a PreferenceReplayBuffer")
         self.model = model
         self.buffer: PreferenceReplayBuffer = model.replay_buffer
-        self.timings: MutableMapping[str, float] = timings if timings is not None else {}
+        self.timings = timings if timings is not None else Timings()
 
     def use_reward(self, source: RewardSource, relabel: bool = True) -> None:
-        tic = time.perf_counter()
-        self.buffer.use_reward_source(source, relabel=relabel)
-        if relabel:
-            self.timings["relabel"] = self.timings.get("relabel", 0.0) + time.perf_counter() - tic
+        with self.timings.measure("relabel") if relabel else contextlib.nullcontext():
+            self.buffer.use_reward_source(source, relabel=relabel)
 
     @property
     def reward_source(self) -> RewardSource:

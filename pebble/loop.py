@@ -19,8 +19,7 @@ pre-training; it is kept for teachers, logging and evaluation only.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,31 +37,32 @@ from pebble.reward_sources import RewardSource, TrueReward
 from pebble.schedule import FeedbackSchedule
 from pebble.session_report import SessionDelta, log_session, session_line
 from pebble.tensorboard import ScalarWriter
+from pebble.timing import Timings
 
 
 class PebbleLoop(BaseCallback):
-    """Runs pre-training, feedback sessions, reward learning and relabelling.
-
-    ``fixed_reward`` replaces reward learning by a fixed source after pre-training (no
-    teacher is asked): :class:`~pebble.reward_sources.TrueReward` gives the perfect-reward
-    diagnostic. With ``config.true_reward`` the loop does nothing (plain RL).
-    """
+    """Runs pre-training, feedback sessions, reward learning and relabelling. ``fixed_reward``
+    replaces reward learning after pre-training, asking no teacher (``TrueReward()``: the
+    perfect-reward diagnostic). With ``config.true_reward`` the loop does nothing (plain RL)."""
 
     def __init__(
         self, config: Config, learner: Learner, pretraining: Pretraining, episodes: EpisodeTracker,
         feedback: FeedbackCollector | None, reward_learner: RewardLearner | None, selector: QuerySelector | None,
-        query_rng: np.random.Generator, writer: ScalarWriter, timings: MutableMapping[str, float],
+        query_rng: np.random.Generator, writer: ScalarWriter, timings: Timings,
         print_fn: Callable[[str], None] = print, fixed_reward: RewardSource | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.cfg, self.learner, self.pretraining, self.episodes = config, learner, pretraining, episodes
-        self.feedback, self.reward_learner, self.selector = feedback, reward_learner, selector
+        self.feedback, self.reward_learner, self.selector, self.timings = feedback, reward_learner, selector, timings
         self.query_rng, self.writer, self.print, self.fixed_reward = query_rng, writer, print_fn, fixed_reward
-        self.timings = timings
-        self.schedule = FeedbackSchedule.of(config)
-        self.session_steps = [] if config.true_reward else self.schedule.steps()
+        self.plan(config.total_steps, step=0)
         self.phase = "true reward" if config.true_reward else "seed steps"
         self.resumed = False
+
+    def plan(self, total_steps: int, step: int) -> None:
+        """Plan the sessions of a run of ``total_steps`` still ahead of ``step`` (``learn()`` may extend a run)."""
+        self.schedule = FeedbackSchedule.of(self.cfg, total_steps)
+        self.session_steps = [] if self.cfg.true_reward else [s for s in self.schedule.steps() if s > step or not step]
 
     # ----------------------------------------------------------------- phases
     def _on_training_start(self) -> None:
@@ -73,8 +73,8 @@ class PebbleLoop(BaseCallback):
     def _on_step(self) -> bool:
         step = self.num_timesteps
         crash_point("pretrain_step" if self.phase in ("seed steps", "pre-training") else "learned_step")
-        if self.phase == "seed steps" and step > self.cfg.pretrain.seed_steps:
-            self.phase = "pre-training" if self.pretraining.enabled else "seed steps"
+        if self.phase == "seed steps" and self.pretraining.enabled and step > self.cfg.pretrain.seed_steps:
+            self.phase = "pre-training"
         if self.session_steps and step >= self.session_steps[0]:
             self.session_steps.pop(0)
             first = self.phase in ("seed steps", "pre-training")
@@ -100,10 +100,10 @@ class PebbleLoop(BaseCallback):
             return
         selector = UniformSelector() if first else self.selector
         before = SessionDelta.of(counts, len(self.feedback.dataset))
-        tic = time.perf_counter()
-        pool = self.learner.clip_pool(fb.segment_length, fb.query_window)
-        queries = self.feedback.make_queries(selector.select(pool, size, fb.query_size, self.query_rng), fb.query_size)
-        self.timings["query_selection"] = self.timings.get("query_selection", 0.0) + time.perf_counter() - tic
+        with self.timings.measure("query_selection"):
+            clips = selector.select(self.learner.clip_pool(fb.segment_length, fb.query_window), size, fb.query_size,
+                                    self.query_rng)  # fmt: skip
+            queries = self.feedback.make_queries(clips, fb.query_size)
         answers = self.feedback.ask(queries, self.num_timesteps, self.episodes.mean_step_reward())
         if self.cfg.human.tb_videos:
             from pebble.render import log_query_videos

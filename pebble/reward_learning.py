@@ -25,8 +25,6 @@ Where the PEBBLE variants plug in, without editing the loop (docs/architecture.m
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +37,7 @@ from pebble.labels import PreferenceDataset
 from pebble.preferences import pairwise_agreement, preference_nll
 from pebble.reward_model import RewardModel
 from pebble.reward_sources import LearnedReward, RewardSource
+from pebble.timing import Timings
 
 
 class PreferenceLoss(Protocol):
@@ -144,13 +143,13 @@ class RewardLearner:
         dataset: PreferenceDataset,
         rng: np.random.Generator,
         trainer: RewardTrainer | None = None,
-        timings: MutableMapping[str, float] | None = None,
+        timings: Timings | None = None,
     ) -> None:
         self.model = model
         self.dataset = dataset
         self.rng = rng
         self.trainer = trainer if trainer is not None else RewardTrainer(model)
-        self.timings: MutableMapping[str, float] = timings if timings is not None else {}
+        self.timings = timings if timings is not None else Timings()
 
     def fit(self, new_from: int, stored_inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> SessionFit:
         """Train on every label; labels ``new_from:`` arrived this session and are measured first.
@@ -161,9 +160,8 @@ class RewardLearner:
         if self.model.needs_input_normalization:
             self.model.fit_input_normalization(*stored_inputs)
         heldout_loss, heldout_acc = self.trainer.evaluate(self.dataset, start=new_from)
-        tic = time.perf_counter()
-        stats = self.trainer.train(self.dataset, self.rng)
-        self.timings["reward_training"] = self.timings.get("reward_training", 0.0) + time.perf_counter() - tic
+        with self.timings.measure("reward_training"):
+            stats = self.trainer.train(self.dataset, self.rng)
         return SessionFit(stats, heldout_loss, heldout_acc)
 
     def reward_source(self) -> RewardSource:

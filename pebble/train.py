@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pebble import checkpoint
 from pebble.agent import PebbleAgent, RunResult
 from pebble.config import Config
 from pebble.reward_sources import RewardSource
@@ -82,10 +81,9 @@ def resume(
 ) -> RunResult:  # fmt: skip
     """Continue the run in ``run_dir`` from its latest checkpoint (or from the start, reusing its labels)."""
     run_dir = Path(run_dir)
-    latest = checkpoint.latest(run_dir) if (run_dir / "config.json").exists() else None
     agent = PebbleAgent.load(run_dir, print_fn=print_fn, fixed_reward=fixed_reward)
-    if latest is None:
+    if agent.resumed_from is None:
         print_fn(f"[pebble] {run_dir} has no checkpoint: restarting from step 0, reusing its stored labels")
     else:
-        print_fn(f"[pebble] resuming {run_dir} from {latest.name}")
+        print_fn(f"[pebble] resuming {run_dir} from {agent.resumed_from.name}")
     return _run(agent, total_steps, print_fn)

@@ -11,6 +11,7 @@ from conftest import fill, make_buffer
 from pebble.buffer import FinishedEpisode
 from pebble.callbacks import CheckpointTimer, EpisodeTracker, Evaluation, reward_correlation
 from pebble.reward_sources import RewardSource, TrueReward
+from pebble.timing import Timings
 
 
 class Recorder:
@@ -99,7 +100,7 @@ def test_evaluation_runs_on_its_clock_and_logs_the_true_return() -> None:
     from stable_baselines3.common.monitor import Monitor
 
     env = DummyVecEnv([lambda: Monitor(gym.make("Pendulum-v1"))])
-    evaluation = Evaluation(env, 100, 1, writer, defaultdict(float))
+    evaluation = Evaluation(env, 100, 1, writer, Timings())
     evaluation.init_callback(model)
     for t in (50, 99, 100, 150, 230):
         model.num_timesteps = t
