@@ -57,7 +57,7 @@ def run_one(env: str, steps: int, labels: int, seed: int, out: Path, extra: list
             "--run-dir",
             str(run_dir),
             "--overwrite",
-            "--torch-threads",
+            "--threads",
             "1",
             "--log-interval",
             "5000",

@@ -51,7 +51,7 @@ def main() -> None:
     # A short schedule: 1000 seed + 2000 pre-training steps, then a session every 1000 steps.
     common = ["--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed), "--max-feedback",
               str(args.labels), "--seed-steps", "1000", "--unsup-steps", "2000", "--num-interact", "1000",
-              "--torch-threads", "1", "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0",
+              "--threads", "1", "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0",
               "--overwrite"]  # fmt: skip
 
     def run(name: str) -> dict:

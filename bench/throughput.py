@@ -31,7 +31,7 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = ["--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed), "--torch-threads", "1",
+    common = ["--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed), "--threads", "1",
               "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0", "--overwrite"]  # fmt: skip
     variants = {
         "sac": [*common, "--true-reward", "--run-dir", str(out / "sac")],

@@ -15,7 +15,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
@@ -31,7 +30,7 @@ from pebble.config import Config, ConfigError
 from pebble.feedback import FeedbackCollector
 from pebble.label_store import LabelStore, LabelStoreError, require_next_states
 from pebble.labels import PreferenceDataset
-from pebble.learners import ALGORITHMS, OffPolicyLearner, build_off_policy
+from pebble.learners import OffPolicyLearner, algorithm_class, build_off_policy
 from pebble.loop import PebbleLoop
 from pebble.pretraining import Pretraining
 from pebble.query_selection import make_selector
@@ -39,6 +38,7 @@ from pebble.reward_learning import RewardLearner
 from pebble.reward_model import RewardModel
 from pebble.reward_sources import RewardSource, TrueReward
 from pebble.tensorboard import NullWriter, open_writer
+from pebble.threads import limit_threads
 from pebble.timing import Timings
 from teachers.contract import Answer, Query, Teacher, TeacherError
 from teachers.registry import make_teacher
@@ -220,8 +220,7 @@ def assemble(
 
     Everything that can fail on bad input is built before the run folder is touched.
     """
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
+    limit_threads(config.threads, config.algo.backend)
     learning = not config.true_reward and fixed_reward is None
     if learning and teacher is None:
         teacher = build_teacher(config, run_dir)
@@ -236,7 +235,8 @@ def assemble(
         raise CheckpointError(f"checkpoint {checkpoint_path} was written for {state['meta']}, this run has {meta}")
     _prepare_folder(config, run_dir, overwrite, existing, state is not None)
     if checkpoint_path is not None:  # then state is not None
-        model: Any = checkpoint.load_model(checkpoint_path, ALGORITHMS[config.algo.algo], train_env)
+        algorithm = algorithm_class(config.algo.backend, config.algo.algo)
+        model: Any = checkpoint.load_model(checkpoint_path, algorithm, train_env)
     else:
         model = build_off_policy(config, train_env, recorded_state_dim(train_env))
     timings = Timings()

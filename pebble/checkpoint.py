@@ -17,7 +17,7 @@ Contents::
     reward_model.pt    ensemble weights and its Adam state
     state.pt           one entry per role (loop schedule, feedback counts, reward-learning
                        and query RNGs, pre-training statistics, callbacks' clocks), timings,
-                       RNG states (Python, NumPy, torch), environment states; ``format``
+                       RNG states (Python, NumPy, torch; SBX's JAX keys), environment states; ``format``
                        says its layout (pebble 0.1's is upgraded when read)
 """
 
@@ -191,7 +191,12 @@ def save_run(run: Assembly, folder: Path) -> Path:
         **roles,
         "timings": dict(run.timings),
         "labels_in_dataset": len(run.dataset) if run.dataset is not None else 0,
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "rng": {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "learner": run.learner.rng_state(),
+        },  # fmt: skip
         "env": env_state.snapshot(run.env),
         "eval_env": env_state.snapshot(run.eval_env),
     }
@@ -215,6 +220,7 @@ def restore_run(run: Assembly, path: Path, state: dict[str, Any]) -> None:
     random.setstate(state["rng"]["python"])
     np.random.set_state(state["rng"]["numpy"])
     torch.set_rng_state(state["rng"]["torch"])
+    run.learner.load_rng_state(state["rng"].get("learner", {}))
     env_state.restore(run.eval_env, state["eval_env"])
     if not (path / "replay_buffer.pkl").exists() or not env_state.restore(run.env, state["env"]):
         run.learner.restart_episodes()  # the episode in progress cannot be continued

@@ -83,19 +83,20 @@ def add_config_flags(parser: OneLineParser, defaults: Config, section: tuple[str
         kind = cfg.field_type(path)
         origin = typing.get_origin(kind)
         help_text = f"{field.metadata['help']} (default: {cfg.get_leaf(defaults, path)!r})".replace("%", "%%")
-        name = "--" + cfg.flag(path[-1])
+        # a renamed setting keeps its old flag too, so that recorded commands still run
+        names = ["--" + cfg.flag(n) for n in (path[-1], *field.metadata.get("aliases", ()))]
         common: dict[str, Any] = {"dest": "/".join(path), "default": argparse.SUPPRESS, "help": help_text}
         group = groups[path[:-1]]
         if kind is bool:
-            group.add_argument(name, action=argparse.BooleanOptionalAction, **common)
+            group.add_argument(*names, action=argparse.BooleanOptionalAction, **common)
         elif origin is Literal:
-            group.add_argument(name, choices=typing.get_args(kind), **common)
+            group.add_argument(*names, choices=typing.get_args(kind), **common)
         elif origin is list:
-            group.add_argument(name, nargs="+", type=int, metavar="N", **common)
+            group.add_argument(*names, nargs="+", type=int, metavar="N", **common)
         elif origin is dict:
-            group.add_argument(name, nargs="*", type=_key_value, metavar="KEY=VALUE", **common)
+            group.add_argument(*names, nargs="*", type=_key_value, metavar="KEY=VALUE", **common)
         else:
-            group.add_argument(name, type=kind, metavar=kind.__name__.upper(), **common)
+            group.add_argument(*names, type=kind, metavar=kind.__name__.upper(), **common)
 
 
 def apply_config_flags(config: Config, args: dict[str, Any]) -> None:

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 #: The names of the choices; the objects behind them live where they are built
-#: (:func:`pebble.query_selection.make_selector`, :data:`pebble.learners.ALGORITHMS`).
+#: (:func:`pebble.query_selection.make_selector`, :func:`pebble.learners.algorithm_class`).
 QueryScheme = Literal["uniform", "disagreement", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy"]
-AlgoName = Literal["sac", "td3", "ddpg"]
+AlgoName = Literal["sac", "td3", "ddpg", "tqc", "crossq"]
+Backend = Literal["torch", "jax"]
 ScheduleKind = Literal["constant", "decay", "increase"]
 QUERY_SCHEMES: tuple[str, ...] = typing.get_args(QueryScheme)
 ALGO_NAMES: tuple[str, ...] = typing.get_args(AlgoName)
+BACKENDS: tuple[str, ...] = typing.get_args(Backend)
 SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
 
 
@@ -41,9 +43,16 @@ def opt(default: Any, help: str, **kwargs: Any) -> Any:
 
 @dataclass
 class AlgoConfig:
-    """The off-policy RL algorithm (Stable-Baselines3) trained on the learned reward."""
+    """The off-policy RL algorithm (Stable-Baselines3 or SBX) trained on the learned reward."""
 
-    algo: AlgoName = opt("sac", "SB3 off-policy algorithm: sac, td3 or ddpg.")
+    algo: AlgoName = opt("sac", "Off-policy algorithm: sac, td3, ddpg, tqc or crossq.")
+    backend: Backend = opt(
+        "torch",
+        "Framework of the RL learner: torch (Stable-Baselines3; sb3-contrib for tqc and crossq) or jax (SBX).",
+    )
+    algo_kwargs: dict[str, Any] = opt(
+        {}, "Extra keyword arguments of the algorithm's constructor, e.g. policy_delay=3 (CrossQ's default)."
+    )
     learning_rate: float = opt(3e-4, "Learning rate of actor and critic (SB3/RL-Zoo default for MuJoCo).")
     batch_size: int = opt(256, "Minibatch size of the RL updates.")
     buffer_size: int = opt(1_000_000, "Replay buffer capacity in transitions (all environment copies together).")
@@ -162,7 +171,12 @@ class Config:
     exp_name: str = opt("pebble", "Experiment name, part of the default run folder name.")
     run_dir: str = opt("", "Run folder; default: runs/{env}__{exp_name}__{seed}__{time}.")
     n_envs: int = opt(1, "Parallel environment copies.")
-    torch_threads: int = opt(0, "torch CPU threads (0: torch's default).")
+    threads: int = opt(
+        1,
+        "CPU threads of the learner's framework, torch and XLA alike (0: the framework's default, all cores); "
+        "one per run lets two runs share two cores without slowing each other.",
+        aliases=("torch_threads",),
+    )
     true_reward: bool = opt(False, "Baseline: train on the true reward, without pre-training or feedback.")
     checkpoint_freq: int = opt(10000, "Environment steps between checkpoints (0: only on exit, Ctrl-C and SIGTERM).")
     checkpoint_buffer: bool = opt(True, "Include the replay buffer in checkpoints (needed for an exact resume).")
@@ -212,7 +226,7 @@ class Config:
             "query_window": self.feedback.query_window,
             "eval_freq": self.log.eval_freq,
             "log_interval": self.log.log_interval,
-            "torch_threads": self.torch_threads,
+            "threads": self.threads,
             "checkpoint_freq": self.checkpoint_freq,
             "gradient_steps": self.algo.gradient_steps,
         }
@@ -234,6 +248,8 @@ class Config:
             )
         if self.algo.algo not in ALGO_NAMES:
             raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGO_NAMES)}")
+        if self.algo.backend not in BACKENDS:
+            raise ConfigError(f"unknown --backend {self.algo.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.feedback.schedule not in SCHEDULES:
             raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
@@ -299,6 +315,7 @@ def override(config: Config, **settings: Any) -> Config:
     """A copy of ``config`` with leaves set by name (``max_feedback=200``), each checked and
     converted like a config file's value; an unknown name is a :class:`ConfigError`."""
     paths = {path[-1]: path for path, _ in leaf_fields()}
+    paths |= {alias: path for path, f in leaf_fields() for alias in f.metadata.get("aliases", ())}
     config = _copy(config)
     for name, value in settings.items():
         if name not in paths:
@@ -374,7 +391,9 @@ def _apply(node: Any, data: dict[str, Any], path: tuple[str, ...]) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"config section {'.'.join(path) or '(top)'} must be a table, got {data!r}")
     names = {f.name for f in dataclasses.fields(node)}
+    renamed = {alias: f.name for f in dataclasses.fields(node) for alias in f.metadata.get("aliases", ())}
     for key, value in data.items():
+        key = renamed.get(key, key)  # a setting's old name, in files written before it was renamed
         if key not in names:
             where = ".".join(path) or "the top level"
             raise ConfigError(f"unknown setting {key!r} in {where} of the config file")
@@ -395,6 +414,7 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("reward", "normalize_inputs"): False,
     ("reward", "reward_output"): "tanh",
     ("reward", "reward_next_state"): False,
+    ("algo", "backend"): "torch",
 }
 
 

@@ -12,31 +12,62 @@ The loop never touches SB3 internals; it asks a :class:`Learner` to
   with, and recent (learned, true) rewards for the correlation diagnostic;
 * reset networks and run extra updates when pre-training ends.
 
-:class:`OffPolicyLearner` is the one implementation today: SAC, TD3 or DDPG with
-:class:`~pebble.buffer.PreferenceReplayBuffer`.
+:class:`OffPolicyLearner` is the one implementation today: SAC, TD3, DDPG, TQC or CrossQ,
+from Stable-Baselines3 and sb3-contrib (torch) or SBX (JAX), with
+:class:`~pebble.buffer.PreferenceReplayBuffer`. SBX shares SB3's algorithm API, replay
+buffers and callbacks, so everything but the network resets (:mod:`pebble.resets`) is the
+same code on both backends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
-from stable_baselines3 import DDPG, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from pebble.buffer import FinishedEpisode, PreferenceReplayBuffer
 from pebble.clips import BufferClipPool, ClipPool
-from pebble.config import AlgoName, Config
-from pebble.resets import reset_actor, reset_critic
+from pebble.config import AlgoName, Backend, Config, ConfigError
+from pebble.resets import is_jax, reset_actor, reset_critic
 from pebble.reward_sources import RewardSource
 from pebble.timing import Timings
 
-#: The SB3 classes behind ``--algo`` (names: :data:`pebble.config.AlgoName`).
-ALGORITHMS: dict[AlgoName, type[OffPolicyAlgorithm]] = {"sac": SAC, "td3": TD3, "ddpg": DDPG}
+#: Where the class behind each ``--backend`` and ``--algo`` lives (names:
+#: :data:`pebble.config.Backend`, :data:`pebble.config.AlgoName`). Imported on first use, so
+#: that a torch run never imports JAX (and JAX's thread pool is sized first, pebble.threads).
+ALGORITHMS: dict[Backend, dict[AlgoName, str]] = {
+    "torch": {
+        "sac": "stable_baselines3:SAC",
+        "td3": "stable_baselines3:TD3",
+        "ddpg": "stable_baselines3:DDPG",
+        "tqc": "sb3_contrib:TQC",
+        "crossq": "sb3_contrib:CrossQ",
+    },
+    "jax": {"sac": "sbx:SAC", "td3": "sbx:TD3", "ddpg": "sbx:DDPG", "tqc": "sbx:TQC", "crossq": "sbx:CrossQ"},
+}
+
+#: What to install for each backend, for the error when its library is missing.
+_PACKAGES: dict[str, str] = {"sb3_contrib": "sb3-contrib", "sbx": "sbx-rl"}
+
+
+def algorithm_class(backend: Backend, algo: AlgoName) -> type[OffPolicyAlgorithm]:
+    """The algorithm class of ``algo`` on ``backend`` (a ConfigError if its library is missing)."""
+    module, name = ALGORITHMS[backend][algo].split(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        package = _PACKAGES.get(module, module)
+        raise ConfigError(
+            f"--algo {algo} on --backend {backend} needs {package}, which cannot be imported ({exc}); "
+            f"install it with: pip install {package}"
+        ) from None
 
 
 class Learner(ABC):
@@ -80,6 +111,16 @@ class Learner(ABC):
     @abstractmethod
     def end_pretraining(self, critic: bool, actor: bool, extra_updates: int) -> None:
         """Reset networks and run ``extra_updates`` updates on the relabelled data."""
+
+    def rng_state(self) -> dict[str, Any]:
+        """Random state the learner keeps outside Python's, NumPy's and torch's global RNGs
+        and outside its saved model (a checkpoint stores it beside them)."""
+        return {}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`rng_state` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no random state of its own, got {sorted(state)}")
 
 
 class OffPolicyLearner(Learner):
@@ -126,6 +167,27 @@ class OffPolicyLearner(Learner):
         self.model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
         self.buffer.start_new_episodes()
 
+    #: SBX's JAX keys: the algorithm's (updates) and the policy's (action noise). Loading a
+    #: saved SBX algorithm reseeds the algorithm's key from the seed, so a checkpoint keeps them.
+    _JAX_KEYS = (("model", "key"), ("policy", "key"), ("policy", "noise_key"))
+
+    def rng_state(self) -> dict[str, Any]:
+        if not is_jax(self.model):
+            return {}
+        owners = {"model": self.model, "policy": self.model.policy}
+        return {f"{owner}.{name}": np.asarray(getattr(owners[owner], name)) for owner, name in self._JAX_KEYS
+                if hasattr(owners[owner], name)}  # fmt: skip
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        import jax.numpy as jnp
+
+        owners = {"model": self.model, "policy": self.model.policy}
+        for where, value in state.items():
+            owner, name = where.split(".")
+            setattr(owners[owner], name, jnp.asarray(value))
+
     def end_pretraining(self, critic: bool, actor: bool, extra_updates: int) -> None:
         if critic:
             reset_critic(self.model)
@@ -136,8 +198,13 @@ class OffPolicyLearner(Learner):
 
 
 def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> OffPolicyAlgorithm:
-    """The SB3 algorithm with PEBBLE's replay buffer and the configured hyperparameters."""
+    """The algorithm with PEBBLE's replay buffer and the configured hyperparameters.
+
+    A setting the algorithm has no use for is not passed (CrossQ has no target network, so
+    no ``tau``); ``--algo-kwargs`` are passed last and win.
+    """
     a = config.algo
+    algorithm = algorithm_class(a.backend, a.algo)
     kwargs: dict[str, Any] = dict(
         learning_rate=a.learning_rate,
         buffer_size=a.buffer_size,
@@ -151,10 +218,16 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
         replay_buffer_kwargs={"render_state_dim": render_state_dim},
         policy_kwargs={"net_arch": list(a.net_arch)},
         seed=config.seed,
-        device="cpu",
         verbose=0,
     )
     if a.algo in ("td3", "ddpg"):
         n_actions = env.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), 0.1 * np.ones(n_actions))
-    return ALGORITHMS[a.algo]("MlpPolicy", env, **kwargs)
+    accepted = inspect.signature(algorithm).parameters
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    if "device" in accepted:
+        kwargs["device"] = "cpu"
+    unknown = sorted(set(a.algo_kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(f"--algo-kwargs: {algorithm.__name__} of {a.backend} takes no {', '.join(unknown)}")
+    return algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})

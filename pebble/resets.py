@@ -5,6 +5,10 @@ longer optimised; PEBBLE resets it (critic, target critic and the critic's optim
 keeps the actor and, for SAC, the entropy temperature, whose exploration carries over.
 ``reset_actor`` also starts the policy afresh, for tasks where the pre-trained behaviour is
 a trap (docs/performance.md: on HalfCheetah it flips the cheetah onto its back).
+
+The functions here reset torch networks (Stable-Baselines3, sb3-contrib) in place; an SBX
+(JAX) algorithm, whose networks are immutable train states, is handed to
+:mod:`pebble.jax_resets`.
 """
 
 from __future__ import annotations
@@ -17,20 +21,31 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from torch import nn
 
 
+def is_jax(model: OffPolicyAlgorithm) -> bool:
+    """Whether ``model`` is an SBX algorithm (its networks are JAX train states)."""
+    return hasattr(model.policy, "actor_state")
+
+
 def reset_critic(model: OffPolicyAlgorithm) -> None:
     """Re-initialise critic weights in place, copy them to the target, and start a fresh optimiser.
 
-    Works for any SB3 algorithm whose policy has ``critic``, ``critic_target`` and
-    ``critic.optimizer`` (SAC, TD3, DDPG; sb3-contrib's TQC). Re-initialising in place keeps
-    every alias the algorithm holds (``model.critic`` is ``model.policy.critic``) valid.
+    Works for any SB3 algorithm whose policy has ``critic`` and ``critic.optimizer`` (SAC,
+    TD3, DDPG; sb3-contrib's TQC, and CrossQ, which has no target critic and whose batch
+    renormalisation statistics start afresh too). Re-initialising in place keeps every alias
+    the algorithm holds (``model.critic`` is ``model.policy.critic``) valid.
     """
+    if is_jax(model):
+        from pebble import jax_resets
+
+        return jax_resets.reset_critic(model)
     policy: Any = model.policy  # SAC/TD3/DDPG policies; typed loosely across algorithms
-    if not all(hasattr(policy, name) for name in ("critic", "critic_target")):
-        raise TypeError(f"{type(model).__name__} has no critic/critic_target to reset")
+    if not hasattr(policy, "critic"):
+        raise TypeError(f"{type(model).__name__} has no critic to reset")
     critic: Any = policy.critic
     shared = getattr(policy, "share_features_extractor", False)
     _reinitialise(critic, skip="features_extractor" if shared else None)
-    policy.critic_target.load_state_dict(critic.state_dict())
+    if getattr(policy, "critic_target", None) is not None:
+        policy.critic_target.load_state_dict(critic.state_dict())
     params = [p for n, p in critic.named_parameters() if not (shared and "features_extractor" in n)]
     critic.optimizer = _fresh_optimizer(policy, critic.optimizer, params)
 
@@ -43,6 +58,10 @@ def reset_actor(model: OffPolicyAlgorithm) -> None:
     keeps every pre-training transition. With a shared features extractor, resetting the
     actor resets the extractor the critic uses too.
     """
+    if is_jax(model):
+        from pebble import jax_resets
+
+        return jax_resets.reset_actor(model)
     policy: Any = model.policy
     if not hasattr(policy, "actor"):
         raise TypeError(f"{type(model).__name__} has no actor to reset")
@@ -68,9 +87,18 @@ def _fresh_optimizer(policy: Any, old: torch.optim.Optimizer, params: list[nn.Pa
 
 
 def _reinitialise(module: nn.Module, skip: str | None = None) -> None:
-    """Reset the parameters of every submodule that can (Linear layers), except ``skip``."""
+    """Reset the parameters of every submodule that can (Linear layers, batch normalisation),
+    except ``skip``; CrossQ's batch renormalisation layers start from unit scale, zero bias
+    and empty running statistics, as when built."""
     for name, sub in module.named_modules():
-        if skip and name.startswith(skip):
+        if (skip and name.startswith(skip)) or sub is module:
             continue
-        if hasattr(sub, "reset_parameters") and sub is not module:
+        if hasattr(sub, "reset_parameters"):
             sub.reset_parameters()
+        elif hasattr(sub, "ra_mean"):  # sb3-contrib's BatchRenorm, which has no reset method
+            with torch.no_grad():
+                sub.ra_mean.zero_()
+                sub.ra_var.fill_(1.0)
+                sub.steps.zero_()
+                sub.scale.fill_(1.0)
+                sub.bias.zero_()

@@ -17,7 +17,7 @@ from teachers.scripted import ScriptedTeacher
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(
     total_steps=600, seed_steps=100, num_interact=100, max_feedback=20, segment_length=10, eval_freq=0,
-    eval_episodes=2, log_interval=0, net_arch=[32], reward_hidden=[32], batch_size=64, torch_threads=1,
+    eval_episodes=2, log_interval=0, net_arch=[32], reward_hidden=[32], batch_size=64, threads=1,
 )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ TINY = [
     "--env", "InvertedPendulum-v5", "--total-steps", "1200", "--seed-steps", "200", "--unsup-steps", "300",
     "--max-feedback", "24", "--num-interact", "250", "--segment-length", "10", "--eval-freq", "600",
     "--eval-episodes", "2", "--log-interval", "400", "--net-arch", "32", "--reward-hidden", "32",
-    "--batch-size", "64", "--torch-threads", "1",
+    "--batch-size", "64", "--threads", "1",
 ]  # fmt: skip
 
 
@@ -30,9 +30,10 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_cli_smoke_run_writes_tensorboard_tags(backend: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 0
+    assert main(["train", *TINY, "--backend", backend, "--run-dir", str(run_dir)]) == 0
     tags = scalars(run_dir)
     expected = [
         "charts/episode_true_return", "charts/episode_learned_return", "charts/episode_length",
@@ -71,12 +72,12 @@ def test_cli_smoke_run_writes_tensorboard_tags(tmp_path: Path) -> None:
     assert not np.allclose(stats["input_mean"].numpy(), inputs.mean(0), atol=1e-3)
 
 
-def test_same_seed_same_labels_and_curve(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_same_seed_same_labels_and_curve(backend: str, tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
-        assert (
-            main(["train", *TINY, "--total-steps", "900", "--eval-freq", "0", "--run-dir", str(tmp_path / name)]) == 0
-        )
+        argv = ["train", *TINY, "--backend", backend, "--total-steps", "900", "--eval-freq", "0"]
+        assert main([*argv, "--run-dir", str(tmp_path / name)]) == 0
         runs.append(scalars(tmp_path / name))
     for tag in ("charts/episode_true_return", "reward_model/loss", "feedback/labels_used", "eval/true_return"):
         assert runs[0][tag] == runs[1][tag], tag
@@ -121,7 +122,7 @@ def test_pebble_learns_inverted_pendulum_from_oracle_labels(tmp_path: Path) -> N
         "train", "--env", "InvertedPendulum-v5", "--total-steps", "6000", "--seed-steps", "500",
         "--unsup-steps", "500", "--max-feedback", "100", "--num-interact", "1000", "--segment-length", "25",
         "--eval-freq", "0", "--eval-episodes", "10", "--log-interval", "2000", "--net-arch", "64", "64",
-        "--reward-hidden", "64", "64", "--torch-threads", "1", "--run-dir", str(run_dir),
+        "--reward-hidden", "64", "64", "--threads", "1", "--run-dir", str(run_dir),
     ]  # fmt: skip
     assert main(argv) == 0
     final = json.loads((run_dir / "summary.json").read_text())["final_eval_return"]
@@ -129,13 +130,13 @@ def test_pebble_learns_inverted_pendulum_from_oracle_labels(tmp_path: Path) -> N
     assert final > max(8 * baseline, 30), (final, baseline)
 
 
-@pytest.mark.parametrize("algo", ["td3", "ddpg"])
-def test_other_off_policy_algorithms_run_end_to_end(algo: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("algo", "backend"), [("td3", "torch"), ("ddpg", "torch"), ("tqc", "torch"), ("crossq", "torch"), ("crossq", "jax")]
+)
+def test_other_off_policy_algorithms_run_end_to_end(algo: str, backend: str, tmp_path: Path) -> None:
     run_dir = tmp_path / algo
-    assert (
-        main(["train", *TINY, "--algo", algo, "--total-steps", "900", "--eval-freq", "0", "--run-dir", str(run_dir)])
-        == 0
-    )
+    argv = ["train", *TINY, "--algo", algo, "--backend", backend, "--total-steps", "900", "--eval-freq", "0"]
+    assert main([*argv, "--run-dir", str(run_dir)]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["queries_asked"] == 24 and summary["steps"] == 900
 

@@ -462,7 +462,7 @@ RUN = [
     "train", "--env", "Hopper-v5", "--teacher", "human", "--port", "0", "--total-steps", "800",
     "--seed-steps", "200", "--unsup-steps", "200", "--num-interact", "200", "--max-feedback", str(len(PLAN)),
     "--segment-length", "10", "--net-arch", "32", "--reward-hidden", "32", "--batch-size", "64",
-    "--eval-freq", "0", "--torch-threads", "1", "--render-width", "160", "--render-height", "120",
+    "--eval-freq", "0", "--threads", "1", "--render-width", "160", "--render-height", "120",
     "--teacher-kwargs", f"budget={len(PLAN)}",
 ]  # fmt: skip
 

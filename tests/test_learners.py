@@ -1,19 +1,32 @@
-"""The learner seam: SB3 off-policy algorithms with PEBBLE's buffer, relabelled and reset on request."""
+"""The learner seam: off-policy algorithms of SB3, sb3-contrib and SBX with PEBBLE's buffer,
+relabelled and reset on request."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from envs.make import make_vec_env
-from pebble.config import ALGO_NAMES, Config
-from pebble.learners import ALGORITHMS, OffPolicyLearner, build_off_policy
+from pebble.config import ALGO_NAMES, BACKENDS, Config, ConfigError
+from pebble.learners import ALGORITHMS, OffPolicyLearner, algorithm_class, build_off_policy
+from pebble.resets import is_jax
 from pebble.reward_sources import RewardSource, TrueReward
 
 
-def test_every_algorithm_name_has_its_sb3_class() -> None:
-    assert set(ALGORITHMS) == set(ALGO_NAMES)
+def test_every_algorithm_name_has_its_class_on_both_backends() -> None:
+    assert set(ALGORITHMS) == set(BACKENDS)
+    for backend in BACKENDS:
+        assert set(ALGORITHMS[backend]) == set(ALGO_NAMES)
+        for algo in ALGO_NAMES:
+            cls = algorithm_class(backend, algo)  # type: ignore[arg-type]
+            assert cls.__name__.lower() == algo and cls.__module__.startswith("sbx" if backend == "jax" else "s")
+
+
+def test_algorithm_keyword_arguments_are_checked_against_the_class() -> None:
+    config = Config(env="InvertedPendulum-v5")
+    config.algo.algo, config.algo.algo_kwargs = "crossq", {"policy_delay": 1, "tau": 0.1}  # type: ignore[assignment]
+    with pytest.raises(ConfigError, match="CrossQ of torch takes no tau"):
+        build_off_policy(config, make_vec_env(config.env, 1, 0))
 
 
 class Doubled(RewardSource):
@@ -23,10 +36,21 @@ class Doubled(RewardSource):
         return 2 * true
 
 
+def critic_weights(model) -> list[np.ndarray]:
+    if is_jax(model):
+        import jax
+
+        states = [s for n, s in vars(model.policy).items() if n.startswith("qf") and n.endswith("_state")]
+        return [np.asarray(x) for s in states for x in jax.tree_util.tree_leaves(s.params)]
+    return [v.detach().clone().numpy() for v in model.critic.state_dict().values() if v.is_floating_point()]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("algo", ALGO_NAMES)
-def test_an_off_policy_learner_relabels_its_buffer_and_ends_pre_training(algo: str) -> None:
+def test_an_off_policy_learner_relabels_its_buffer_and_ends_pre_training(algo: str, backend: str) -> None:
     config = Config(env="InvertedPendulum-v5", seed=0)
     config.algo.algo, config.algo.net_arch, config.algo.batch_size = algo, [16], 32  # type: ignore[assignment]
+    config.algo.backend = backend  # type: ignore[assignment]
     config.pretrain.seed_steps = 50
     model = build_off_policy(config, make_vec_env(config.env, 1, 0))
     learner = OffPolicyLearner(model)
@@ -38,8 +62,8 @@ def test_an_off_policy_learner_relabels_its_buffer_and_ends_pre_training(algo: s
     learned, true = learner.recent_rewards(1000)
     np.testing.assert_array_equal(learned, 2 * true)
     assert learner.reward_source.learned and len(learned) == model.replay_buffer.size() == 120
-    critic = {k: v.clone() for k, v in model.critic.state_dict().items()}
+    critic = critic_weights(model)
     updates = model._n_updates
     learner.end_pretraining(critic=True, actor=False, extra_updates=7)
     assert model._n_updates == updates + 7  # the extra updates ran on the relabelled buffer
-    assert any(not torch.equal(v, model.critic.state_dict()[k]) for k, v in critic.items())
+    assert any(not np.array_equal(a, b) for a, b in zip(critic, critic_weights(model), strict=True))

@@ -14,7 +14,7 @@ from pebble.state_entropy import StateEntropyReward
 
 TINY = dict(
     total_steps=500, seed_steps=100, unsup_steps=100, num_interact=100, segment_length=10, eval_freq=0,
-    log_interval=0, net_arch=[32], reward_hidden=[32], batch_size=64, torch_threads=1,
+    log_interval=0, net_arch=[32], reward_hidden=[32], batch_size=64, threads=1,
 )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ RUN = [
     "--env", "Hopper-v5", "--total-steps", "1400", "--seed-steps", "200", "--unsup-steps", "200",
     "--max-feedback", "30", "--num-interact", "300", "--segment-length", "10", "--eval-freq", "700",
     "--eval-episodes", "2", "--log-interval", "0", "--net-arch", "32", "--reward-hidden", "32",
-    "--batch-size", "64", "--torch-threads", "1", "--checkpoint-freq", "250",
+    "--batch-size", "64", "--threads", "1", "--checkpoint-freq", "250",
 ]  # fmt: skip
 
 
@@ -215,3 +215,23 @@ def test_a_run_checkpointed_by_pebble_0_1_resumes(tmp_path: Path) -> None:
     assert labels(run_dir) == before  # nothing asked twice, nothing lost
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 600 and summary["queries_asked"] == 12 and summary["labels"] == 12
+
+
+@pytest.mark.parametrize("crash_at", ["answer_stored:23"])  # a later session: pre-training, a reset and
+def test_a_jax_run_killed_then_resumed_matches_its_uninterrupted_run(crash_at: str, tmp_path: Path) -> None:
+    # checkpoints of SBX's train states and JAX keys lie behind it
+    jax_run = [*RUN, "--backend", "jax"]
+    reference = tmp_path / "reference"
+    assert pebble(["train", *jax_run, "--run-dir", str(reference)]).returncode == 0
+    run_dir = tmp_path / "run"
+    assert pebble(["train", *jax_run, "--run-dir", str(run_dir)], crash_at=crash_at).returncode == -signal.SIGKILL
+    before = labels(run_dir)
+    resumed = pebble(["resume", str(run_dir)])
+    assert resumed.returncode == 0, resumed.stderr
+    after = labels(run_dir)
+    assert len(after) == 30 and after[: len(before)] == before
+    assert after == labels(reference)
+    ref_w, got_w = reward_weights(reference), reward_weights(run_dir)
+    assert all(torch.equal(ref_w[k], got_w[k]) for k in ref_w)
+    final = [json.loads((d / "summary.json").read_text())["final_eval_return"] for d in (reference, run_dir)]
+    assert final[0] == final[1]

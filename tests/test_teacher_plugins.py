@@ -38,7 +38,7 @@ HALF_CHEETAH = [
     "--env", "HalfCheetah-v5", "--total-steps", "800", "--seed-steps", "200", "--unsup-steps", "200",
     "--segment-length", "10", "--max-feedback", "12", "--num-interact", "200", "--net-arch", "32",
     "--reward-hidden", "32", "--batch-size", "64", "--eval-freq", "0", "--eval-episodes", "1",
-    "--log-interval", "0", "--torch-threads", "1",
+    "--log-interval", "0", "--threads", "1",
 ]  # fmt: skip
 
 

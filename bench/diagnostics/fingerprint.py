@@ -30,7 +30,7 @@ BASE = [
     "--env", "Hopper-v5", "--total-steps", "1400", "--seed-steps", "200", "--unsup-steps", "200",
     "--max-feedback", "30", "--num-interact", "300", "--segment-length", "10", "--eval-freq", "700",
     "--eval-episodes", "2", "--log-interval", "0", "--net-arch", "32", "--reward-hidden", "32",
-    "--batch-size", "64", "--torch-threads", "1", "--checkpoint-freq", "500", "--seed", "3",
+    "--batch-size", "64", "--threads", "1", "--checkpoint-freq", "500", "--seed", "3",
 ]  # fmt: skip
 RUNS = {
     "disagreement": [],
