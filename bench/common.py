@@ -60,6 +60,12 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    versions = {}
+    for name in ("sb3_contrib", "sbx", "jax"):  # the optional learner libraries, where installed
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -68,6 +74,7 @@ def machine() -> dict[str, Any]:
         "stable_baselines3": stable_baselines3.__version__,
         "gymnasium": gymnasium.__version__,
         "mujoco": mujoco.__version__,
+        **versions,
     }
 
 

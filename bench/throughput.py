@@ -1,9 +1,19 @@
-"""Steps per second of PEBBLE against plain SB3 SAC with the same SAC settings.
+"""Steps per second of PEBBLE on each backend against the plain libraries' SAC.
 
-Both runs go through ``pebble train`` (``--true-reward`` for plain SAC), in the same
-invocation, side by side with one torch thread each (one per core on a 2-core machine),
-so they see the same machine conditions. PEBBLE's extra time is broken down from its
-``summary.json`` (entropy pre-training, query selection, teacher, reward training, relabelling).
+Four arms on one task, in one invocation, each in its own process with one thread (torch's,
+and XLA's for the jax arms, :mod:`pebble.threads`), two at a time (one per core on a 2-core
+machine):
+
+* ``sb3_sac``: Stable-Baselines3's SAC, called directly (no PEBBLE code), with PEBBLE's SAC
+  settings (learning rate, buffer, batch, network, 1000 random warm-up steps);
+* ``sbx_sac``: SBX's SAC, the same way;
+* ``pebble_torch`` and ``pebble_jax``: ``pebble train`` with the label budget, at the
+  default schedule, on each backend.
+
+Arms run in the order pebble_torch, sb3_sac, pebble_jax, sbx_sac, so that each torch arm
+runs beside the other and each jax arm beside the other. PEBBLE's extra time (query
+selection, teacher, reward training, relabelling, state entropy) is broken down from each
+run's ``summary.json``.
 
     python bench/throughput.py --env HalfCheetah-v5 --steps 100000 --labels 1000
 """
@@ -14,11 +24,39 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, write_result  # noqa: E402
+
+ARMS = ("pebble_torch", "sb3_sac", "pebble_jax", "sbx_sac")
+
+
+def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:
+    """Train the library's SAC with PEBBLE's settings and write its steps/s to ``out``."""
+    from envs.make import make_vec_env
+    from pebble.config import Config
+    from pebble.threads import limit_threads
+
+    config = Config(env=env_id, seed=seed)
+    limit_threads(1, "jax" if library == "sbx" else "torch")
+    if library == "sbx":
+        from sbx import SAC
+    else:
+        from stable_baselines3 import SAC
+    a = config.algo
+    model = SAC(
+        "MlpPolicy", make_vec_env(env_id, 1, seed), learning_rate=a.learning_rate, buffer_size=a.buffer_size,
+        learning_starts=config.pretrain.seed_steps, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma,
+        train_freq=a.train_freq, gradient_steps=a.gradient_steps, policy_kwargs={"net_arch": list(a.net_arch)},
+        seed=seed, device="cpu", verbose=0,
+    )  # fmt: skip
+    start = time.perf_counter()
+    model.learn(steps)
+    seconds = time.perf_counter() - start
+    out.write_text(json.dumps({"steps": steps, "seconds": seconds, "steps_per_second": steps / seconds}) + "\n")
 
 
 def main() -> None:
@@ -27,37 +65,78 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--labels", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "throughput"))
+    p.add_argument("--plain", choices=["sb3", "sbx"], help=argparse.SUPPRESS)  # one plain arm, in its process
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.plain:
+        return plain(args.plain, args.env, args.steps, args.seed, out / f"{args.plain}_sac.json")
     common = ["--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed), "--threads", "1",
-              "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0", "--overwrite"]  # fmt: skip
-    variants = {
-        "sac": [*common, "--true-reward", "--run-dir", str(out / "sac")],
-        "pebble": [*common, "--max-feedback", str(args.labels), "--run-dir", str(out / "pebble")],
+              "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0", "--overwrite",
+              "--max-feedback", str(args.labels)]  # fmt: skip
+    this = [sys.executable, str(Path(__file__).resolve()), "--env", args.env, "--steps", str(args.steps),
+            "--seed", str(args.seed), "--out", str(out)]  # fmt: skip
+    commands = {
+        "sb3_sac": [*this, "--plain", "sb3"],
+        "sbx_sac": [*this, "--plain", "sbx"],
+        "pebble_torch": [
+            sys.executable,
+            "-m",
+            "pebble.cli",
+            "train",
+            *common,
+            "--backend",
+            "torch",
+            "--run-dir",
+            str(out / "pebble_torch"),
+        ],  # fmt: skip
+        "pebble_jax": [
+            sys.executable,
+            "-m",
+            "pebble.cli",
+            "train",
+            *common,
+            "--backend",
+            "jax",
+            "--run-dir",
+            str(out / "pebble_jax"),
+        ],  # fmt: skip
     }
 
     def run(name: str) -> dict:
         with (out / f"{name}.log").open("w") as log:
-            cmd = [sys.executable, "-m", "pebble.cli", "train", *variants[name]]
-            subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-        return json.loads((out / name / "summary.json").read_text())
+            subprocess.run(commands[name], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+        return json.loads((out / (f"{name}.json" if name.endswith("_sac") else f"{name}/summary.json")).read_text())
 
+    arms = [a for a in ARMS if a in args.arms]
     with ThreadPoolExecutor(2) as pool:
-        sac, pebble = pool.map(run, ["sac", "pebble"])
-    overhead = {k: round(v, 2) for k, v in pebble["timings"].items() if k != "evaluation"}
+        results = dict(zip(arms, pool.map(run, arms)))
+    speed = {name: r["steps_per_second"] for name, r in results.items()}
+    ratios = {
+        f"{a}/{b}": speed[a] / speed[b]
+        for a, b in [
+            ("pebble_jax", "sb3_sac"),
+            ("pebble_jax", "sbx_sac"),
+            ("pebble_torch", "sb3_sac"),
+            ("sbx_sac", "sb3_sac"),
+        ]  # fmt: skip
+        if a in speed and b in speed
+    }
     result = {
         "env": args.env,
         "steps": args.steps,
         "labels": args.labels,
-        "sac_steps_per_second": sac["steps_per_second"],
-        "pebble_steps_per_second": pebble["steps_per_second"],
-        "ratio": pebble["steps_per_second"] / sac["steps_per_second"],
-        "sac_seconds": sac["seconds"],
-        "pebble_seconds": pebble["seconds"],
-        "pebble_extra_seconds_breakdown": overhead,
-        "pebble_queries": pebble["queries_asked"],
+        "steps_per_second": speed,
+        "seconds": {name: r["seconds"] for name, r in results.items()},
+        "ratios": ratios,
+        "pebble_extra_seconds_breakdown": {
+            name: {k: round(v, 2) for k, v in r["timings"].items() if k != "evaluation"}
+            for name, r in results.items()
+            if "timings" in r
+        },
+        "pebble_queries": {name: r["queries_asked"] for name, r in results.items() if "queries_asked" in r},
     }
     name = f"throughput_{args.env.split('-')[0].lower()}_{args.steps // 1000}k"
     path = write_result(name, result)
