@@ -30,7 +30,7 @@ from pebble.config import Config, ConfigError
 from pebble.feedback import FeedbackCollector
 from pebble.label_store import LabelStore, LabelStoreError, require_next_states
 from pebble.labels import PreferenceDataset
-from pebble.learners import OffPolicyLearner, algorithm_class, build_off_policy
+from pebble.learners import OffPolicyLearner, build_off_policy, checked_algorithm
 from pebble.loop import PebbleLoop
 from pebble.pretraining import Pretraining
 from pebble.query_selection import make_selector
@@ -233,9 +233,9 @@ def assemble(
     state = checkpoint.read_state(checkpoint_path) if checkpoint_path is not None else None
     if state is not None and state["meta"] != meta:
         raise CheckpointError(f"checkpoint {checkpoint_path} was written for {state['meta']}, this run has {meta}")
+    algorithm = checked_algorithm(config)
     _prepare_folder(config, run_dir, overwrite, existing, state is not None)
     if checkpoint_path is not None:  # then state is not None
-        algorithm = algorithm_class(config.algo.backend, config.algo.algo)
         model: Any = checkpoint.load_model(checkpoint_path, algorithm, train_env)
     else:
         model = build_off_policy(config, train_env, recorded_state_dim(train_env))

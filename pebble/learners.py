@@ -204,7 +204,7 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
     no ``tau``); ``--algo-kwargs`` are passed last and win.
     """
     a = config.algo
-    algorithm = algorithm_class(a.backend, a.algo)
+    algorithm = checked_algorithm(config)
     kwargs: dict[str, Any] = dict(
         learning_rate=a.learning_rate,
         buffer_size=a.buffer_size,
@@ -227,7 +227,15 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     if "device" in accepted:
         kwargs["device"] = "cpu"
-    unknown = sorted(set(a.algo_kwargs) - set(accepted))
+    return algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})
+
+
+def checked_algorithm(config: Config) -> type[OffPolicyAlgorithm]:
+    """The configured algorithm class, once its library imports and it takes every
+    ``--algo-kwargs`` name (a ConfigError otherwise, before a run folder is made)."""
+    a = config.algo
+    algorithm = algorithm_class(a.backend, a.algo)
+    unknown = sorted(set(a.algo_kwargs) - set(inspect.signature(algorithm).parameters))
     if unknown:
         raise ConfigError(f"--algo-kwargs: {algorithm.__name__} of {a.backend} takes no {', '.join(unknown)}")
-    return algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})
+    return algorithm

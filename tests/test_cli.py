@@ -155,3 +155,26 @@ def test_resume_of_a_file_or_missing_folder_is_one_line(tmp_path, capsys) -> Non
         assert main(["resume", str(target)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "is not a pebble run folder" in err
+
+
+def test_a_renamed_setting_keeps_its_old_name_in_files_and_flags() -> None:
+    """--torch-threads became --threads (torch and XLA alike); runs saved before still load."""
+    saved = cfg.to_dict(cfg.Config())
+    del saved["threads"], saved["algo"]["backend"]
+    saved["torch_threads"] = 3
+    old = cfg.from_plain(saved)
+    assert old.threads == 3 and old.algo.backend == "torch"  # a run from before the jax backend ran on torch
+    config, _ = parse_train_args(["--torch-threads", "2"])
+    assert config.threads == 2 and cfg.override(cfg.Config(), torch_threads=4).threads == 4
+    assert cfg.Config().threads == 1  # one per run by default: two runs share two cores
+
+
+def test_a_bad_algorithm_setting_is_one_line_and_makes_no_run_folder(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["train", "--env", "InvertedPendulum-v5", "--algo", "crossq", "--algo-kwargs", "tau=0.1"]
+    assert main([*argv, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("CrossQ of torch takes no tau") and len(err.splitlines()) == 1
+    assert not run_dir.exists()
+    assert main(["train", "--backend", "tensorflow"]) == 2
+    assert "--backend" in capsys.readouterr().err

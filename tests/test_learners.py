@@ -67,3 +67,20 @@ def test_an_off_policy_learner_relabels_its_buffer_and_ends_pre_training(algo: s
     learner.end_pretraining(critic=True, actor=False, extra_updates=7)
     assert model._n_updates == updates + 7  # the extra updates ran on the relabelled buffer
     assert any(not np.array_equal(a, b) for a, b in zip(critic, critic_weights(model), strict=True))
+
+
+def test_a_missing_backend_library_is_an_error_naming_what_to_install(monkeypatch) -> None:
+    import importlib
+
+    from pebble import learners
+
+    real = importlib.import_module
+
+    def without_sbx(name: str, *args):
+        if name == "sbx":
+            raise ImportError("No module named 'sbx'")
+        return real(name, *args)
+
+    monkeypatch.setattr(learners.importlib, "import_module", without_sbx)
+    with pytest.raises(ConfigError, match=r"--backend jax needs sbx-rl.*pip install sbx-rl"):
+        algorithm_class("jax", "sac")
