@@ -1,8 +1,7 @@
 """Steps per second of PEBBLE on each backend against the plain libraries' SAC.
 
 Four arms on one task, in one invocation, each in its own process with one thread (torch's,
-and XLA's for the jax arms, :mod:`pebble.threads`), two at a time (one per core on a 2-core
-machine):
+and XLA's for the jax arms, :mod:`pebble.threads`):
 
 * ``sb3_sac``: Stable-Baselines3's SAC, called directly (no PEBBLE code), with PEBBLE's SAC
   settings (learning rate, buffer, batch, network, 1000 random warm-up steps);
@@ -10,10 +9,15 @@ machine):
 * ``pebble_torch`` and ``pebble_jax``: ``pebble train`` with the label budget, at the
   default schedule, on each backend.
 
-Arms run in the order pebble_torch, sb3_sac, pebble_jax, sbx_sac, so that each torch arm
-runs beside the other and each jax arm beside the other. PEBBLE's extra time (query
-selection, teacher, reward training, relabelling, state entropy) is broken down from each
-run's ``summary.json``.
+They run as two pairs, each pair started together side by side (one run per core on a
+2-core machine): pebble_torch beside sb3_sac, then pebble_jax beside sbx_sac. Within a pair
+both runs see the same machine; besides each run's own steps/s, the pair's ``window`` ratio
+compares the two over the time both were running only (the step the slower run had reached
+when the faster one finished, from its TensorBoard wall times), since the one that finishes
+first leaves the other a free core. Ratios across the pairs compare runs made at different
+times. An arm whose result exists under ``--out`` is reused, not run again. PEBBLE's extra
+time (query selection, teacher, reward training, relabelling, state entropy) is broken down
+from each run's ``summary.json``.
 
     python bench/throughput.py --env HalfCheetah-v5 --steps 100000 --labels 1000
 """
@@ -28,10 +32,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, write_result  # noqa: E402
 
 ARMS = ("pebble_torch", "sb3_sac", "pebble_jax", "sbx_sac")
+PAIRS = (("pebble_torch", "sb3_sac"), ("pebble_jax", "sbx_sac"))
 
 
 def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:
@@ -56,7 +63,38 @@ def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:
     start = time.perf_counter()
     model.learn(steps)
     seconds = time.perf_counter() - start
-    out.write_text(json.dumps({"steps": steps, "seconds": seconds, "steps_per_second": steps / seconds}) + "\n")
+    result = {"steps": steps, "seconds": seconds, "steps_per_second": steps / seconds, "finished": time.time()}
+    out.write_text(json.dumps(result) + "\n")
+
+
+def span(out: Path, name: str, result: dict) -> tuple[float, float]:
+    """(start, finish) wall-clock times of an arm's run."""
+    path = out / (f"{name}.json" if name.endswith("_sac") else f"{name}/summary.json")
+    finished = result.get("finished", path.stat().st_mtime)
+    return finished - result["seconds"], finished
+
+
+def step_at(run_dir: Path, when: float) -> float:
+    """The env step a PEBBLE run had reached at wall-clock time ``when`` (linear between the
+    steps its progress scalar was logged at)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    events = acc.Scalars("time/steps_per_second")
+    return float(np.interp(when, [e.wall_time for e in events], [e.step for e in events]))
+
+
+def window(out: Path, pebble: str, plain: str, results: dict) -> dict:
+    """PEBBLE's and the plain run's steps/s over the time both ran (the plain run finishes first)."""
+    (p_start, _), (q_start, q_end) = span(out, pebble, results[pebble]), span(out, plain, results[plain])
+    if q_start - p_start > 60:  # not a side-by-side pair (e.g. one of them was reused from another invocation)
+        return {}
+    reached = step_at(out / pebble, q_end)
+    pebble_rate = reached / (q_end - p_start)
+    return {"pebble_step_when_plain_finished": round(reached), "pebble_steps_per_second": pebble_rate,
+            "plain_steps_per_second": results[plain]["steps_per_second"],
+            "ratio": pebble_rate / results[plain]["steps_per_second"]}  # fmt: skip
 
 
 def main() -> None:
@@ -106,13 +144,17 @@ def main() -> None:
     }
 
     def run(name: str) -> dict:
-        with (out / f"{name}.log").open("w") as log:
-            subprocess.run(commands[name], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-        return json.loads((out / (f"{name}.json" if name.endswith("_sac") else f"{name}/summary.json")).read_text())
+        result = out / (f"{name}.json" if name.endswith("_sac") else f"{name}/summary.json")
+        if not result.exists():
+            with (out / f"{name}.log").open("w") as log:
+                subprocess.run(commands[name], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+        return json.loads(result.read_text())
 
-    arms = [a for a in ARMS if a in args.arms]
-    with ThreadPoolExecutor(2) as pool:
-        results = dict(zip(arms, pool.map(run, arms)))
+    results: dict[str, dict] = {}
+    for pair in PAIRS:
+        arms = [a for a in pair if a in args.arms]
+        with ThreadPoolExecutor(2) as pool:  # the pair starts together
+            results |= dict(zip(arms, pool.map(run, arms)))
     speed = {name: r["steps_per_second"] for name, r in results.items()}
     ratios = {
         f"{a}/{b}": speed[a] / speed[b]
@@ -131,6 +173,7 @@ def main() -> None:
         "steps_per_second": speed,
         "seconds": {name: r["seconds"] for name, r in results.items()},
         "ratios": ratios,
+        "windows": {f"{p}/{q}": window(out, p, q, results) for p, q in PAIRS if p in results and q in results},
         "pebble_extra_seconds_breakdown": {
             name: {k: round(v, 2) for k, v in r["timings"].items() if k != "evaluation"}
             for name, r in results.items()

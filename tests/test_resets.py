@@ -94,7 +94,7 @@ def _critic_states(model) -> dict:
     return {n: s for n, s in vars(model.policy).items() if n.startswith("qf") and n.endswith("_state")}
 
 
-@pytest.mark.parametrize("name", ["SAC", "TD3", "TQC", "CrossQ"])
+@pytest.mark.parametrize("name", ["SAC", "TD3", "DDPG", "TQC", "CrossQ"])
 def test_jax_resets_change_the_critic_keep_the_actor_and_keep_training(name: str) -> None:
     sbx = pytest.importorskip("sbx")
     model = getattr(sbx, name)("MlpPolicy", gym.make("Pendulum-v1"), learning_starts=50, seed=0,
