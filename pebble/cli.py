@@ -23,6 +23,8 @@ COMMANDS = {
     "train": "train PEBBLE (or, with --true-reward, the plain algorithm) on a Gymnasium task",
     "resume": "continue an interrupted run from its latest checkpoint: pebble resume RUN_DIR",
     "fit-reward": "fit and evaluate a reward model offline from a label store: pebble fit-reward labels.db",
+    "sweep": "run a grid of trials as Ray tasks, here or on a cluster: pebble sweep SPEC.toml",
+    "report": "tables and learning curves, with confidence intervals, of runs and sweeps: pebble report RUNS...",
 }
 
 SECTION_TITLES = {
@@ -153,6 +155,12 @@ def main(argv: Sequence[str] | None = None, fixed_reward: Any = None) -> int:
             return _resume(rest, fixed_reward)
         if command == "fit-reward":
             return _fit_reward(rest)
+        if command == "sweep":
+            return _sweep(rest)
+        if command == "report":
+            from pebble.report import main as report
+
+            return report(rest)
         close = difflib.get_close_matches(command, list(COMMANDS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else f"; commands: {', '.join(COMMANDS)}"
         raise UsageError(f"pebble: unknown command {command!r}{hint}")
@@ -232,6 +240,41 @@ def _fit_reward(argv: list[str]) -> int:
     from pebble.offline import fit_reward
 
     return _run_guarded(lambda: fit_reward(reward=defaults.reward, **options))
+
+
+def _sweep(argv: list[str]) -> int:
+    parser = OneLineParser(
+        prog="pebble sweep",
+        description="Run the trials of a sweep spec (TOML or JSON) as Ray tasks, one run folder each. Run it "
+        "again to continue: finished trials are skipped, interrupted ones resume from their checkpoints.",
+    )
+    parser.add_argument("spec", help="the sweep spec (see docs/sweeps.md)")
+    parser.add_argument("--address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT or auto) "
+                        "instead of starting a local Ray")  # fmt: skip
+    parser.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all cores)")
+    parser.add_argument("--out", help="folder of the trials' run folders (default: the spec's out)")
+    parser.add_argument("--dry-run", action="store_true", help="list the trials and their state, run nothing")
+    args = parser.parse_args(argv)
+    if args.cpus is not None and args.cpus <= 0:
+        raise UsageError(f"--cpus must be positive, got {args.cpus}")
+    if args.cpus is not None and args.address:
+        raise UsageError("--cpus sizes a local Ray; a cluster given by --address has its own")
+    from pebble.sweep import SweepInterrupted, check, describe, run_sweep
+    from pebble.sweep_spec import load_spec
+
+    spec = load_spec(args.spec, out=args.out)
+    if args.dry_run:
+        check(spec)
+        print("\n".join(describe(spec)))
+        return 0
+    try:
+        result = run_sweep(spec, address=args.address, cpus=args.cpus)
+    except SweepInterrupted as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 130
+    for outcome in result.failed:
+        print(f"error: trial {outcome.name}: {outcome.error}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
