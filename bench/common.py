@@ -97,17 +97,10 @@ def write_result(name: str, data: dict[str, Any], results: Path = RESULTS) -> Pa
 
 
 def scalar_curve(run_dir: Path, tag: str = "eval/true_return") -> tuple[list[int], list[float]]:
-    """Steps and values of one TensorBoard scalar of a run (empty if never logged); a step
-    logged twice keeps its last value (the final evaluation wins)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """Steps and values of one TensorBoard scalar of a run (:func:`pebble.run_results.eval_curve`)."""
+    from pebble.run_results import eval_curve
 
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags()["scalars"]:
-        return [], []
-    by_step = {e.step: e.value for e in acc.Scalars(tag)}
-    steps = sorted(by_step)
-    return steps, [by_step[s] for s in steps]
+    return eval_curve(run_dir, tag)
 
 
 def final_buffer(run_dir: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:

@@ -132,10 +132,11 @@ def run_sweep(
         f"[sweep] {spec.name}: {len(spec.trials)} trials in {spec.out} ({states['finished']} finished, "
         f"{states['resumable']} to continue, {states['new']} new)"
     )
+    if todo:
+        connect(ray, address, cpus)  # before anything is written: a bad address leaves no trace
     _write_record(spec, result)
     if not todo:
         return result
-    connect(ray, address, cpus)
     try:
         board = ray.remote(num_cpus=0)(ProgressBoard).remote()
         task = ray.remote(_trial_task).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)

@@ -102,7 +102,7 @@ def run_trial(
         log_path = out / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("a") as log:
-            log.write(f"[sweep] {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd[1:])}\n")
+            log.write(f"[sweep] {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(['pebble', *cmd[3:]])}\n")
             log.flush()
             rc, last_error = _supervise(cmd, log, lock, on_progress)
     finally:
