@@ -1,4 +1,4 @@
-"""Plot evaluation learning curves of the runs made by ``bench/learning.py``.
+"""Plot evaluation learning curves of a sweep's runs (``{env}__{variant}__{seed}`` folders).
 
     python bench/plot_learning.py --env HalfCheetah-v5 --runs runs/bench_no_unsup_ns \
         --out bench/results/learning_halfcheetah_100k_no_pretraining.png \

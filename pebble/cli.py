@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 import typing
 from collections.abc import Sequence
@@ -265,7 +266,10 @@ def _sweep(argv: list[str]) -> int:
     spec = load_spec(args.spec, out=args.out)
     if args.dry_run:
         check(spec)
-        print("\n".join(describe(spec)))
+        try:
+            print("\n".join(describe(spec)), flush=True)
+        except BrokenPipeError:  # the list piped into head: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     try:
         result = run_sweep(spec, address=args.address, cpus=args.cpus)

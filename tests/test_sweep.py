@@ -117,6 +117,39 @@ def test_bad_spec_or_address_fails_before_any_trial_starts(tmp_path: Path) -> No
     assert main(["sweep", str(broken)]) == 2
 
 
+def test_without_ray_the_sweep_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pebble.sweep import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[sweep\]"'):
+        import_ray()
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_the_running_trials_and_the_sweep_continues(tmp_path: Path) -> None:
+    spec_path = write_spec(tmp_path, "seeds = [0, 1]\n[grid]\nmax_feedback = [60]\n", steps=1400)
+    spec = load_spec(spec_path)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "pebble.cli", "sweep", str(spec_path), "--cpus", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not all((t.run_dir / "labels.db").exists() for t in spec.trials) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    out, err = driver.communicate(timeout=240)
+    assert driver.returncode == 130, out + err
+    assert "run the same pebble sweep to continue" in err
+    for trial in spec.trials:
+        log = (spec.out / "logs" / f"{trial.name}.log").read_text()
+        assert "checkpoint saved" in log or (trial.run_dir / "summary.json").exists()
+    proc = sweep([str(spec_path), "--cpus", "2"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for trial in spec.trials:
+        assert len(labels(trial.run_dir)) == 60
+        assert json.loads((trial.run_dir / "summary.json").read_text())["steps"] == 1400
+
+
 @pytest.mark.slow
 def test_a_sweep_runs_every_trial_and_a_second_run_skips_them(tmp_path: Path) -> None:
     spec_path = write_spec(
