@@ -128,12 +128,12 @@ def run_sweep(
     ray = import_ray()
     result = SweepResult(skipped=[t.name for t in spec.trials if state(t.run_dir) == "finished"])
     todo = [t for t in spec.trials if t.name not in result.skipped]
+    if todo:
+        connect(ray, address, cpus)  # before anything is written or printed: a bad address leaves no trace
     print_fn(
         f"[sweep] {spec.name}: {len(spec.trials)} trials in {spec.out} ({states['finished']} finished, "
         f"{states['resumable']} to continue, {states['new']} new)"
     )
-    if todo:
-        connect(ray, address, cpus)  # before anything is written: a bad address leaves no trace
     _write_record(spec, result)
     if not todo:
         return result
@@ -147,8 +147,10 @@ def run_sweep(
                 _wait_all(ray, refs, board, result, spec, print_fn, progress_every)
             except KeyboardInterrupt:
                 _stop(ray, refs, result, print_fn)
+                stopped = sum(o.status == "interrupted" for o in result.outcomes.values())
                 raise SweepInterrupted(
-                    "sweep interrupted; the running trials wrote checkpoints: run the same pebble sweep to continue"
+                    f"sweep interrupted; {stopped} running trial(s) wrote a checkpoint: "
+                    "run the same pebble sweep to continue"
                 ) from None
             finally:
                 _write_record(spec, result)

@@ -139,7 +139,7 @@ def test_ctrl_c_checkpoints_the_running_trials_and_the_sweep_continues(tmp_path:
     driver.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     out, err = driver.communicate(timeout=240)
     assert driver.returncode == 130, out + err
-    assert "run the same pebble sweep to continue" in err
+    assert "2 running trial(s) wrote a checkpoint: run the same pebble sweep to continue" in err
     for trial in spec.trials:
         log = (spec.out / "logs" / f"{trial.name}.log").read_text()
         assert "checkpoint saved" in log or (trial.run_dir / "summary.json").exists()
