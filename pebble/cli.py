@@ -254,6 +254,8 @@ def _sweep(argv: list[str]) -> int:
                         "instead of starting a local Ray")  # fmt: skip
     parser.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all cores)")
     parser.add_argument("--out", help="folder of the trials' run folders (default: the spec's out)")
+    parser.add_argument("--trials", nargs="+", metavar="PATTERN",
+                        help="run only the trials whose name matches a pattern, e.g. '*__0' for seed 0")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="list the trials and their state, run nothing")
     args = parser.parse_args(argv)
     if args.cpus is not None and args.cpus <= 0:
@@ -261,9 +263,11 @@ def _sweep(argv: list[str]) -> int:
     if args.cpus is not None and args.address:
         raise UsageError("--cpus sizes a local Ray; a cluster given by --address has its own")
     from pebble.sweep import SweepInterrupted, check, describe, run_sweep
-    from pebble.sweep_spec import load_spec
+    from pebble.sweep_spec import load_spec, select
 
     spec = load_spec(args.spec, out=args.out)
+    if args.trials:
+        spec = select(spec, args.trials)
     if args.dry_run:
         check(spec)
         try:

@@ -31,6 +31,7 @@ vary. Everything is checked here, before any trial starts.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import json
 import re
@@ -136,6 +137,16 @@ def parse_spec(data: dict[str, Any], default_name: str = "sweep", out: str | Pat
     if twice:
         raise ConfigError(f"two trials would share the run folder {twice[0]}: give the variants different names")
     return SweepSpec(name, folder, cpus, gpus, trials, data)
+
+
+def select(spec: SweepSpec, patterns: list[str]) -> SweepSpec:
+    """The spec with only the trials whose name matches one of the shell-style ``patterns``
+    (``'*__0'``: seed 0 of every trial); a pattern that matches nothing is a ConfigError."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(t.name, pattern) for t in spec.trials):
+            raise ConfigError(f"--trials {pattern!r} matches no trial of the spec (e.g. {spec.trials[0].name})")
+    kept = [t for t in spec.trials if any(fnmatch.fnmatchcase(t.name, p) for p in patterns)]
+    return dataclasses.replace(spec, trials=kept)
 
 
 def _seeds(value: Any) -> list[int]:

@@ -18,7 +18,7 @@ import pytest
 
 from pebble.cli import main
 from pebble.config import ConfigError
-from pebble.sweep_spec import load_spec, parse_spec
+from pebble.sweep_spec import load_spec, parse_spec, select
 
 pytest.importorskip("ray")
 
@@ -103,6 +103,15 @@ def test_bad_specs_are_one_line_errors(data: dict, message: str) -> None:
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_trials_can_be_selected_by_name() -> None:
+    spec = parse_spec({"seeds": [0, 1, 2], "variants": [{"name": "a"}, {"name": "b", "max_feedback": 10}]})
+    assert [t.name for t in select(spec, ["*__a__0", "*__b__2"]).trials] == [
+        "HalfCheetah-v5__a__0", "HalfCheetah-v5__b__2"
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="--trials '\\*__c__0' matches no trial"):
+        select(spec, ["*__c__0"])
+
+
 def test_bad_spec_or_address_fails_before_any_trial_starts(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "[grid]\nmax_feedback = [20]\nreward_lr = [-1.0]\n")
     proc = sweep([str(spec)])
@@ -115,6 +124,15 @@ def test_bad_spec_or_address_fails_before_any_trial_starts(tmp_path: Path) -> No
     broken = tmp_path / "broken.toml"
     broken.write_text("seeds = [0\n")
     assert main(["sweep", str(broken)]) == 2
+
+
+def test_pebble_train_imports_neither_ray_nor_the_report_libraries() -> None:
+    code = (
+        "import sys, pebble.cli, pebble.train, pebble.assembly, pebble.agent; "
+        "print(sorted(m for m in ('ray', 'rliable', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_without_ray_the_sweep_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
