@@ -5,15 +5,17 @@ compiler, does not: it sizes its CPU thread pool once, when JAX first starts its
 backend, from the cores the process may run on, and ignores ``XLA_FLAGS`` such as
 ``intra_op_parallelism_threads`` (measured with jax 0.10: SBX's SAC used 1.6 cores with and
 without them). So the pool is sized by letting the process see only ``threads`` cores while
-the backend starts, then giving it back every core: the pool then has ``threads`` workers,
+the backend starts, then giving every thread of it back every core: the pool then has ``threads`` workers,
 which the operating system places on whichever cores are free, and two runs on two cores do
 not fight over one. Once started, the pool keeps its size for the life of the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -52,8 +54,21 @@ def start_jax(threads: int) -> None:
         jax.devices("cpu")  # starts the backend: XLA sizes its pool now
     finally:
         if narrow:
-            os.sched_setaffinity(0, cores)
+            _give_back_cores(cores)
     _started_with["threads"] = threads if narrow else len(cores)
+
+
+def _give_back_cores(cores: set[int]) -> None:
+    """Let every thread of the process run on ``cores`` again.
+
+    Affinity is a property of each thread, and a thread inherits its creator's: the XLA pool's
+    workers, made while the process was narrowed, would otherwise stay on the first core for
+    good, and two runs side by side would then share that one core.
+    """
+    for task in Path("/proc/self/task").iterdir() if Path("/proc/self/task").is_dir() else []:
+        with contextlib.suppress(OSError):  # a thread that has ended meanwhile
+            os.sched_setaffinity(int(task.name), cores)
+    os.sched_setaffinity(0, cores)
 
 
 #: the pool size JAX's backend was started with by :func:`start_jax` in this process
