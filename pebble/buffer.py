@@ -8,8 +8,9 @@ simulator state). Its ``rewards`` array (what the RL algorithm learns from) is f
 * a source that scores rows (the learned reward) rewrites *every* stored row and every env
   column on :meth:`relabel` (unlike the reference, which skips rows after the buffer wraps,
   BPref issue #7). Rows stored between relabellings are scored in batches, not one model
-  call per env step: a new row is scored before any minibatch, episode return, checkpoint
-  or change of source can see it. Code that reads ``rewards`` directly calls
+  call per env step, in fixed blocks, so that a row's reward does not depend on when it was
+  scored: a new row is scored before any minibatch, episode return, checkpoint or change of
+  source can see it. Code that reads ``rewards`` directly calls
   :meth:`score_pending` first;
 * a source may instead replace each sampled minibatch's rewards (the state-entropy reward of
   pre-training, computed against every stored observation).
@@ -53,6 +54,8 @@ class PreferenceReplayBuffer(ReplayBuffer):
 
     #: rows scored together at the latest (usually a minibatch touches one much sooner)
     MAX_PENDING_ROWS = 1024
+    #: rows per scoring batch (see :meth:`score_pending`)
+    SCORE_BLOCK = 256
 
     def __init__(
         self,
@@ -153,20 +156,34 @@ class PreferenceReplayBuffer(ReplayBuffer):
 
     def score_pending(self) -> int:
         """Write the learned reward of every row stored since the last scoring (all env
-        columns), in one batched call; returns the rows scored."""
+        columns); returns the rows scored.
+
+        Rows are scored in blocks of :data:`SCORE_BLOCK` rows aligned to the count of rows ever
+        stored, each block one batch of that fixed size in which every row has a fixed place
+        (rows not stored yet are zeros). A matrix product's rounding depends on the batch's
+        shape and on a row's place in it, so a row scored in a batch whose size depended on
+        *when* scoring happened would get a reward that differs in the last bits between a run
+        and the same run resumed from a checkpoint taken at another moment (or logged at
+        another interval), and the two would drift apart. This way a row's reward depends on
+        the row and the model only.
+        """
         if not self._pending:
             return 0
-        rows = (self.pos - self._pending + np.arange(self._pending)) % self.buffer_size
+        end = self.total_steps // self.n_envs  # rows ever stored
+        start, block = end - self._pending, self.SCORE_BLOCK
         self._pending = 0
-        flat = len(rows) * self.n_envs
-        reward = self._source.score(
-            self.observations[rows].reshape(flat, -1),
-            self.actions[rows].reshape(flat, -1),
-            self.next_observations[rows].reshape(flat, -1),
-            self.true_rewards[rows].reshape(flat),
-        )
-        self.rewards[rows] = np.asarray(reward, dtype=self.rewards.dtype).reshape(len(rows), self.n_envs)
-        return len(rows)
+        for first in range(start - start % block, end, block):
+            lo, hi = max(start, first), min(end, first + block)
+            rows = np.arange(lo, hi) % self.buffer_size
+            places = slice((lo - first) * self.n_envs, (hi - first) * self.n_envs)
+            inputs = []
+            for array in (self.observations, self.actions, self.next_observations, self.true_rewards):
+                padded = np.zeros((block * self.n_envs, *array.shape[2:]), dtype=array.dtype)
+                padded[places] = array[rows].reshape(-1, *array.shape[2:])
+                inputs.append(padded)
+            reward = np.asarray(self._source.score(*inputs), dtype=self.rewards.dtype)[places]
+            self.rewards[rows] = reward.reshape(len(rows), self.n_envs)
+        return end - start
 
     def start_new_episodes(self) -> None:
         """Treat the next stored step of every env as the start of a new episode (after a resume

@@ -70,8 +70,50 @@ def test_minibatches_only_ever_see_learned_rewards_scored_in_batches(n_envs: int
         )  # float32 sums of normal numbers; near 0 only atol applies
     assert buffer.score_pending() <= steps
     np.testing.assert_allclose(buffer.rewards[:steps], expected_reward(buffer, slice(0, steps)), rtol=1e-6, atol=1e-5)
-    assert reward.rows == steps * n_envs  # every stored transition scored exactly once
-    assert reward.calls < steps  # and in batches, not one call per step
+    # in batches, not one call per step; each batch one fixed-size block (see the next test)
+    assert reward.calls < steps
+    assert reward.rows == reward.calls * buffer.SCORE_BLOCK * n_envs
+
+
+class MatmulReward(RewardSource):
+    """A reward computed as a network would compute it: float32 matrix products."""
+
+    batched = learned = True
+
+    def __init__(self) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.w1 = torch.randn(2 * OBS_DIM + ACT_DIM, 64, generator=gen)
+        self.w2 = torch.randn(64, 1, generator=gen)
+
+    def score(self, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray, true: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.concatenate([obs, act, next_obs], axis=1), dtype=torch.float32)
+        return (torch.tanh(x @ self.w1) @ self.w2).numpy().ravel()
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_a_rows_learned_reward_does_not_depend_on_when_it_was_scored(n_envs: int, rng: np.random.Generator) -> None:
+    """A run resumed from a checkpoint taken at another step (or logged at another interval)
+    scores its rows at other moments; their rewards must still agree bit for bit, or the run
+    and its resumed copy drift apart. Three call patterns, over a wrap of the ring."""
+    steps = 700
+    data = [
+        (rng.normal(size=(n_envs, OBS_DIM)), rng.normal(size=(n_envs, OBS_DIM)), rng.uniform(-1, 1, (n_envs, ACT_DIM)))
+        for _ in range(steps)
+    ]
+    patterns = {"every step": set(range(steps)), "never": set(), "now and then": set(rng.choice(steps, 40).tolist())}
+    rewards = {}
+    for name, when in patterns.items():
+        buffer = make_buffer(size=600, n_envs=n_envs)
+        buffer.use_reward_source(MatmulReward(), relabel=False)
+        for i, (obs, nxt, act) in enumerate(data):
+            buffer.add(obs.astype(np.float32), nxt.astype(np.float32), act.astype(np.float32),
+                       np.ones(n_envs), np.zeros(n_envs), [{}] * n_envs)  # fmt: skip
+            if i in when:
+                buffer.score_pending()
+        buffer.score_pending()
+        rewards[name] = buffer.rewards.copy()
+    assert np.array_equal(rewards["every step"], rewards["never"])
+    assert np.array_equal(rewards["every step"], rewards["now and then"])
 
 
 def test_rows_keep_the_reward_source_they_were_stored_under() -> None:
