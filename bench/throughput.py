@@ -104,6 +104,7 @@ def main() -> None:
     p.add_argument("--labels", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    p.add_argument("--name", default="", help="result file name (default: throughput_{env}_{steps}k)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "throughput"))
     p.add_argument("--plain", choices=["sb3", "sbx"], help=argparse.SUPPRESS)  # one plain arm, in its process
     args = p.parse_args()
@@ -181,7 +182,7 @@ def main() -> None:
         },
         "pebble_queries": {name: r["queries_asked"] for name, r in results.items() if "queries_asked" in r},
     }
-    name = f"throughput_{args.env.split('-')[0].lower()}_{args.steps // 1000}k"
+    name = args.name or f"throughput_{args.env.split('-')[0].lower()}_{args.steps // 1000}k"
     path = write_result(name, result)
     print(json.dumps(result, indent=2))
     print(f"wrote {path}")

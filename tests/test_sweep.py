@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -144,31 +141,6 @@ def test_without_ray_the_sweep_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.slow
-def test_ctrl_c_checkpoints_the_running_trials_and_the_sweep_continues(tmp_path: Path) -> None:
-    spec_path = write_spec(tmp_path, "seeds = [0, 1]\n[grid]\nmax_feedback = [60]\n", steps=1400)
-    spec = load_spec(spec_path)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "pebble.cli", "sweep", str(spec_path), "--cpus", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not all((t.run_dir / "labels.db").exists() for t in spec.trials) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    driver.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
-    out, err = driver.communicate(timeout=240)
-    assert driver.returncode == 130, out + err
-    assert "2 running trial(s) wrote a checkpoint: run the same pebble sweep to continue" in err
-    for trial in spec.trials:
-        log = (spec.out / "logs" / f"{trial.name}.log").read_text()
-        assert "checkpoint saved" in log or (trial.run_dir / "summary.json").exists()
-    proc = sweep([str(spec_path), "--cpus", "2"])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for trial in spec.trials:
-        assert len(labels(trial.run_dir)) == 60
-        assert json.loads((trial.run_dir / "summary.json").read_text())["steps"] == 1400
-
-
-@pytest.mark.slow
 def test_a_sweep_runs_every_trial_and_a_second_run_skips_them(tmp_path: Path) -> None:
     spec_path = write_spec(
         tmp_path, "seeds = [0, 1]\n[[variants]]\nname = 'p20'\nmax_feedback = 20\n"
@@ -207,46 +179,3 @@ def test_a_sweep_runs_every_trial_and_a_second_run_skips_them(tmp_path: Path) ->
     for name, text in logs.items():
         if "broken" not in name:
             assert (spec.out / "logs" / name).read_text() == text
-
-
-@pytest.mark.slow
-def test_a_killed_sweep_run_again_finishes_without_rerunning_or_losing_labels(tmp_path: Path) -> None:
-    spec_path = write_spec(tmp_path, "seeds = [0, 1, 2]\n[grid]\nmax_feedback = [60]\n", steps=1400)
-    spec = load_spec(spec_path)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "pebble.cli", "sweep", str(spec_path), "--cpus", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    # kill the sweep once one trial has finished and another has labels and a checkpoint
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        states = [_progress(t.run_dir) for t in spec.trials]
-        if "finished" in states and "midway" in states:
-            break
-        time.sleep(0.2)
-    else:
-        driver.kill()
-        pytest.fail("the sweep did not get midway in time: " + (driver.communicate()[0] or ""))
-    os.kill(driver.pid, signal.SIGKILL)  # no chance to stop anything: Ray's local cluster goes down with it
-    driver.wait()
-    before = {t.name: labels(t.run_dir) for t in spec.trials if (t.run_dir / "labels.db").exists()}
-    finished_before = [t.name for t in spec.trials if (t.run_dir / "summary.json").exists()]
-    proc = sweep([str(spec_path), "--cpus", "2"])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for trial in spec.trials:
-        log = spec.out / "logs" / f"{trial.name}.log"
-        commands = starts(log)
-        assert sum(c.startswith("pebble train") for c in commands) == 1  # started once, never afresh again
-        if trial.name in finished_before:
-            assert len(commands) == 1  # a finished trial is not run again
-        now = labels(trial.run_dir)
-        assert len(now) == 60 and now[: len(before.get(trial.name, []))] == before.get(trial.name, [])
-        assert json.loads((trial.run_dir / "summary.json").read_text())["steps"] == 1400
-
-
-def _progress(run_dir: Path) -> str:
-    if (run_dir / "summary.json").exists():
-        return "finished"
-    if (run_dir / "checkpoints" / "LATEST").exists() and (run_dir / "labels.db").exists():
-        return "midway"
-    return "started"
