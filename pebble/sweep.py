@@ -149,8 +149,8 @@ def run_sweep(
                 _stop(ray, refs, result, print_fn)
                 stopped = sum(o.status == "interrupted" for o in result.outcomes.values())
                 raise SweepInterrupted(
-                    f"sweep interrupted; {stopped} running trial(s) wrote a checkpoint: "
-                    "run the same pebble sweep to continue"
+                    f"sweep interrupted; {stopped} running trial(s) stopped: run the same pebble sweep to "
+                    "continue them from their last checkpoints"
                 ) from None
             finally:
                 _write_record(spec, result)

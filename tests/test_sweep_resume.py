@@ -29,12 +29,13 @@ def test_ctrl_c_checkpoints_the_running_trials_and_the_sweep_continues(tmp_path:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 240
-    while not all((t.run_dir / "labels.db").exists() for t in spec.trials) and time.monotonic() < deadline:
+    # Ctrl-C once both trials are past their start-up (a first checkpoint written)
+    while not all(_progress(t.run_dir) != "started" for t in spec.trials) and time.monotonic() < deadline:
         time.sleep(0.2)
     driver.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     out, err = driver.communicate(timeout=240)
     assert driver.returncode == 130, out + err
-    assert "2 running trial(s) wrote a checkpoint: run the same pebble sweep to continue" in err
+    assert "2 running trial(s) stopped: run the same pebble sweep to continue them" in err
     for trial in spec.trials:
         log = (spec.out / "logs" / f"{trial.name}.log").read_text()
         assert "checkpoint saved" in log or (trial.run_dir / "summary.json").exists()
