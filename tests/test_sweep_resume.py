@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,9 @@ pytest.importorskip("ray")
 def test_ctrl_c_checkpoints_the_running_trials_and_the_sweep_continues(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path, "seeds = [0, 1]\n[grid]\nmax_feedback = [60]\n", steps=900)
     spec = load_spec(spec_path)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "pebble.cli", "sweep", str(spec_path), "--cpus", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
+    driver = _start_sweep(spec_path, stderr=subprocess.PIPE)
     # Ctrl-C once both trials are past their start-up (a first checkpoint written)
-    while not all(_progress(t.run_dir) != "started" for t in spec.trials) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_for(lambda: all(_progress(t.run_dir) != "started" for t in spec.trials))
     driver.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     out, err = driver.communicate(timeout=240)
     assert driver.returncode == 130, out + err
@@ -50,18 +46,9 @@ def test_ctrl_c_checkpoints_the_running_trials_and_the_sweep_continues(tmp_path:
 def test_a_killed_sweep_run_again_finishes_without_rerunning_or_losing_labels(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path, "seeds = [0, 1, 2]\n[grid]\nmax_feedback = [60]\n", steps=1000)
     spec = load_spec(spec_path)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "pebble.cli", "sweep", str(spec_path), "--cpus", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    driver = _start_sweep(spec_path, stderr=subprocess.STDOUT)
     # kill the sweep once one trial has finished and another has labels and a checkpoint
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        states = [_progress(t.run_dir) for t in spec.trials]
-        if "finished" in states and "midway" in states:
-            break
-        time.sleep(0.2)
-    else:
+    if not _wait_for(lambda: {"finished", "midway"} <= {_progress(t.run_dir) for t in spec.trials}):
         driver.kill()
         pytest.fail("the sweep did not get midway in time: " + (driver.communicate()[0] or ""))
     os.kill(driver.pid, signal.SIGKILL)  # no chance to stop anything: Ray's local cluster goes down with it
@@ -79,6 +66,22 @@ def test_a_killed_sweep_run_again_finishes_without_rerunning_or_losing_labels(tm
         now = labels(trial.run_dir)
         assert len(now) == 60 and now[: len(before.get(trial.name, []))] == before.get(trial.name, [])
         assert json.loads((trial.run_dir / "summary.json").read_text())["steps"] == 1000
+
+
+def _start_sweep(spec_path: Path, stderr: int) -> subprocess.Popen[str]:
+    """``pebble sweep`` on a local Ray with 2 CPUs, in the background."""
+    cmd = [sys.executable, "-m", "pebble.cli", "sweep", str(spec_path), "--cpus", "2"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 240) -> bool:
+    """Poll ``condition`` until it holds (True) or ``seconds`` have passed (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _progress(run_dir: Path) -> str:
