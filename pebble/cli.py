@@ -230,16 +230,23 @@ def _fit_reward(argv: list[str]) -> int:
     parser.add_argument("--out", default="", help="where to save the fitted reward model (.pt)")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="labels held out for testing (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    parser.add_argument("--by-session", action="store_true",
+                        help="replay the run's sessions in order instead of a random split: each session's labels "
+                        "are measured before training on them, as the run measured them")  # fmt: skip
     defaults = Config()
     add_config_flags(parser, defaults, section=("reward",))
     args = vars(parser.parse_args(argv))
     options = {k: args.pop(k) for k in ("store", "out", "test_fraction", "seed")}
+    by_session = args.pop("by_session")
     apply_config_flags(defaults, args)
     defaults.validate()
     if not 0 <= options["test_fraction"] < 1:
         raise UsageError(f"--test-fraction must be in [0, 1), got {options['test_fraction']}")
-    from pebble.offline import fit_reward
+    from pebble.offline import fit_reward, replay_sessions
 
+    if by_session:
+        del options["test_fraction"]
+        return _run_guarded(lambda: replay_sessions(reward=defaults.reward, **options))
     return _run_guarded(lambda: fit_reward(reward=defaults.reward, **options))
 
 

@@ -110,10 +110,10 @@ class RewardTrainer:
             ranked += (~equal).sum().item() / members
         return loss_sum, acc_sum, count, ranked
 
-    def evaluate(self, data: PreferenceDataset, start: int = 0) -> tuple[float, float]:
-        """(mean loss, mean pairwise accuracy over non-equal labels) on labels ``start:``."""
+    def evaluate(self, data: PreferenceDataset, start: int = 0) -> Evaluation:
+        """Loss, pairwise accuracy (over non-equal labels) and return correlation on labels ``start:``."""
         if len(data) <= start:
-            return math.nan, math.nan
+            return Evaluation(math.nan, math.nan, math.nan)
         with torch.inference_mode():
             index = torch.arange(start, len(data)).expand(self.model.members, -1)
             scores = self.model.member_scores(data, index)
@@ -121,7 +121,28 @@ class RewardTrainer:
             loss = self.loss(scores, rankings, equal).mean().item()
             ranked = ~equal
             acc = pairwise_agreement(scores, rankings)[:, ranked].mean().item() if ranked.any() else math.nan
-        return loss, acc
+            true = (data.true_rewards[start:] * data.mask[start:]).sum(-1)
+        return Evaluation(loss, acc, return_correlation(scores.mean(0).numpy(), true.numpy()))
+
+
+def return_correlation(learned: np.ndarray, true: np.ndarray) -> float:
+    """Pearson correlation of learned and true clip returns (any shapes, flattened); NaN when
+    either is constant (a teacher without true rewards stores zeros) or there are under 3 clips."""
+    learned, true = learned.reshape(-1).astype(np.float64), true.reshape(-1).astype(np.float64)
+    if len(true) < 3 or np.ptp(true) == 0 or np.ptp(learned) == 0:
+        return math.nan
+    return float(np.corrcoef(learned, true)[0, 1])
+
+
+@dataclass
+class Evaluation:
+    """How a reward model does on labels it may not have trained on."""
+
+    loss: float
+    accuracy: float  #: share of ranked pairs ordered as the teacher ordered them
+    #: correlation of the model's clip returns with the true ones: calibration independent of
+    #: the teacher's answers (with an oracle, how well the model knows the task on these clips)
+    return_correlation: float
 
 
 @dataclass
@@ -132,6 +153,8 @@ class SessionFit:
     stats: TrainStats
     heldout_loss: float
     heldout_accuracy: float
+    #: correlation of learned and true returns of the new clips, before training on them
+    heldout_return_correlation: float = math.nan
 
 
 class RewardLearner:
@@ -159,10 +182,10 @@ class RewardLearner:
         """
         if self.model.needs_input_normalization:
             self.model.fit_input_normalization(*stored_inputs)
-        heldout_loss, heldout_acc = self.trainer.evaluate(self.dataset, start=new_from)
+        heldout = self.trainer.evaluate(self.dataset, start=new_from)
         with self.timings.measure("reward_training"):
             stats = self.trainer.train(self.dataset, self.rng)
-        return SessionFit(stats, heldout_loss, heldout_acc)
+        return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation)
 
     def reward_source(self) -> RewardSource:
         """The reward the RL learner trains on: the ensemble's mean (RUNE would add its std)."""

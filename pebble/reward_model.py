@@ -32,24 +32,37 @@ from pebble.labels import PreferenceDataset
 
 class Ensemble(nn.Module):
     """M independent MLPs on concat(s, a): LeakyReLU hidden layers, a linear output (or
-    ``tanh``, in [-1, 1], with ``output="tanh"``)."""
+    ``tanh``, in [-1, 1], with ``output="tanh"``).
+
+    ``quadratic`` (a slice of the inputs: the action) gives the networks, after
+    standardisation, ``w * z_a`` and ``w * z_a**2`` in place of ``z_a``, with
+    ``w = sqrt(other inputs / action inputs)`` (at least 1), so that the action part carries as
+    much input variance as the rest and a cost quadratic in the action is a linear feature."""
 
     input_mean: Tensor  # registered buffers (see __init__)
     input_std: Tensor
     input_fitted: Tensor
 
-    def __init__(self, input_dim: int, hidden: list[int], members: int, output: str) -> None:
+    def __init__(
+        self, input_dim: int, hidden: list[int], members: int, output: str, quadratic: slice | None = None
+    ) -> None:
         super().__init__()
         if output not in ("tanh", "linear"):
             raise ValueError(f"reward output must be 'tanh' or 'linear', not {output!r}")
         self.members = members
+        self.quadratic = quadratic
+        net_inputs = input_dim
+        if quadratic is not None:
+            part = len(range(input_dim)[quadratic])
+            self.action_weight = max(1.0, ((input_dim - part) / part) ** 0.5)
+            net_inputs += part
 
         def mlp() -> nn.Sequential:
             layers: list[nn.Module] = []
-            for fan_in, fan_out in zip([input_dim, *hidden[:-1]], hidden):
+            for fan_in, fan_out in zip([net_inputs, *hidden[:-1]], hidden):
                 layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU()]
             # no hidden layers: a reward linear in the (standardised) inputs
-            head: list[nn.Module] = [nn.Linear(hidden[-1] if hidden else input_dim, 1)]
+            head: list[nn.Module] = [nn.Linear(hidden[-1] if hidden else net_inputs, 1)]
             head += [nn.Tanh()] if output == "tanh" else []
             return nn.Sequential(*layers, *head)
 
@@ -62,6 +75,10 @@ class Ensemble(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(M, N, input_dim) (member m sees x[m]) or (N, input_dim) (all see x) -> (M, N) rewards."""
         x = (x - self.input_mean) / self.input_std
+        if self.quadratic is not None:
+            q = self.quadratic
+            action = x[..., q] * self.action_weight
+            x = torch.cat([x[..., : q.start], action, x[..., q.stop :], action * action], dim=-1)
         if x.dim() == 2:
             return torch.stack([net(x).squeeze(-1) for net in self.nets])
         return torch.stack([net(x[m]).squeeze(-1) for m, net in enumerate(self.nets)])
@@ -79,7 +96,8 @@ class RewardModel:
         self.next_state = c.reward_next_state
         self.normalize_inputs = c.normalize_inputs
         inputs = obs_dim * (2 if self.next_state else 1) + act_dim
-        self.ensemble = Ensemble(inputs, list(c.reward_hidden), c.ensemble_size, c.reward_output)
+        quadratic = slice(obs_dim, obs_dim + act_dim) if c.reward_action_inputs == "quadratic" else None
+        self.ensemble = Ensemble(inputs, list(c.reward_hidden), c.ensemble_size, c.reward_output, quadratic)
         # Decoupled decay (AdamW): an L2 term in the gradient would be rescaled by Adam's
         # per-weight step sizes and regularise the rarely-updated weights least.
         self.optimizer = torch.optim.Adam(
@@ -151,6 +169,19 @@ class RewardModel:
         parts = [obs, act] + ([data.next_obs[index]] if self.next_state else [])
         x = torch.cat(parts, dim=-1).reshape(m, b * k * h, -1)
         return (self.ensemble(x).reshape(m, b, k, h) * mask).sum(-1)
+
+    def input_names(self) -> list[str]:
+        """A name for each network input: ``obs[i]``, ``action[j]`` and (r(s, a, s')) ``next_obs[i]``."""
+        names = [f"obs[{i}]" for i in range(self.obs_dim)] + [f"action[{j}]" for j in range(self.act_dim)]
+        return names + ([f"next_obs[{i}]" for i in range(self.obs_dim)] if self.next_state else [])
+
+    def input_reliance(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None = None) -> np.ndarray:
+        """How much the learned reward moves with each input on these N transitions: the mean
+        over them of |d r_hat / d x_i| times the standard deviation of x_i among them (the change
+        per typical variation of the input; 0 for an input that does not vary here). (n_inputs,)."""
+        x = self._inputs(obs, actions, next_obs).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.ensemble(x).mean(0).sum(), x)
+        return (grad.abs().mean(0) * x.detach().std(0, correction=0)).numpy()
 
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, object]:

@@ -37,6 +37,7 @@ def log_session(
         "reward_model/train_accuracy": s.train_accuracy,
         "reward_model/heldout_accuracy": fit.heldout_accuracy,
         "reward_model/heldout_loss": fit.heldout_loss,
+        "reward_model/heldout_return_correlation": fit.heldout_return_correlation,
         "reward_model/epochs": s.epochs,
         "reward_model/correlation": correlation,
         "feedback/sessions": counts.sessions,
@@ -65,5 +66,6 @@ def session_line(
         f"{labels - before.labels} labels, {counts.skipped - before.skipped} skipped, "
         f"{counts.equal - before.equal} equal, {pending} awaiting an answer; "
         f"reward model: {s.epochs} epochs on {s.labels} labels, train acc {s.train_accuracy:.3f}, "
-        f"held-out acc {fit.heldout_accuracy:.3f}; budget {counts.asked}/{budget}"
+        f"held-out acc {fit.heldout_accuracy:.3f}, return corr {fit.heldout_return_correlation:.2f}; "
+        f"budget {counts.asked}/{budget}"
     )

@@ -19,6 +19,10 @@ LAYOUT = {
             "Multiline",
             ["reward_model/train_accuracy", "reward_model/heldout_accuracy"],
         ],
+        "reward model calibration: new clips before training, and recent buffer rows": [
+            "Multiline",
+            ["reward_model/heldout_return_correlation", "reward_model/correlation"],
+        ],
         "labels": [
             "Multiline",
             ["feedback/queries_asked", "feedback/labels_used", "feedback/skipped", "feedback/equal"],

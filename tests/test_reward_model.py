@@ -70,10 +70,10 @@ def test_recovers_ordering_of_known_reward(k: int, output: str) -> None:
     train = make_labels(400, rng, theta, k)
     model = make_model(reward_hidden=[64, 64], ensemble_size=3, reward_lr=1e-3, reward_epochs=60, reward_output=output)
     trainer = RewardTrainer(model)
-    untrained_loss, _ = trainer.evaluate(train)
+    untrained_loss = trainer.evaluate(train).loss
     stats = trainer.train(train, rng)
     assert stats.loss < untrained_loss
-    _, test_accuracy = trainer.evaluate(make_labels(300, rng, theta, k))
+    test_accuracy = trainer.evaluate(make_labels(300, rng, theta, k)).accuracy
     assert test_accuracy > 0.85
     obs = rng.normal(size=(2000, OBS))
     act = rng.uniform(-1, 1, size=(2000, ACT))
@@ -105,7 +105,7 @@ def test_weight_decay_shrinks_the_networks_and_a_linear_reward_needs_no_hidden_l
     linear = make_model(reward_hidden=[], ensemble_size=2, reward_lr=1e-2, reward_epochs=60)
     trainer = RewardTrainer(linear)
     trainer.train(data, np.random.default_rng(0))
-    _, accuracy = trainer.evaluate(make_labels(200, rng, theta))
+    accuracy = trainer.evaluate(make_labels(200, rng, theta)).accuracy
     assert accuracy > 0.9  # the true reward is linear in the inputs
 
 
@@ -136,7 +136,7 @@ def test_a_reward_of_the_next_state_is_learned_only_with_next_state_inputs() -> 
         )
         trainer = RewardTrainer(model)
         trainer.train(train, np.random.default_rng(0))
-        accuracy[next_state] = trainer.evaluate(test)[1]
+        accuracy[next_state] = trainer.evaluate(test).accuracy
     assert accuracy[True] > 0.85 and 0.35 < accuracy[False] < 0.65
     with pytest.raises(ValueError, match="next observations"):
         model.reward(rng.normal(size=(3, OBS)), rng.normal(size=(3, ACT)))
@@ -225,12 +225,13 @@ def test_the_trainer_minimises_the_loss_it_is_given() -> None:
         torch.manual_seed(0)
         model = make_model(reward_hidden=[32], ensemble_size=2, reward_lr=3e-3, reward_epochs=30)
         RewardTrainer(model, loss=loss).train(train, np.random.default_rng(0))
-        accuracy[name] = RewardTrainer(model).evaluate(test)[1]  # agreement with the (true) labels
+        accuracy[name] = RewardTrainer(model).evaluate(test).accuracy  # agreement with the (true) labels
         models[name] = model
     assert accuracy["default"] > 0.85 and accuracy["reversed"] < 0.15, accuracy
     # evaluate() reports the trainer's own loss: low for the objective the model was trained on
     backwards = models["reversed"]
-    assert RewardTrainer(backwards, loss=reversed_nll).evaluate(test)[0] < RewardTrainer(backwards).evaluate(test)[0]
+    trained_for = RewardTrainer(backwards, loss=reversed_nll).evaluate(test).loss
+    assert trained_for < RewardTrainer(backwards).evaluate(test).loss
 
 
 def test_random_labels_are_not_learned_out_of_sample() -> None:
@@ -243,7 +244,7 @@ def test_random_labels_are_not_learned_out_of_sample() -> None:
     model = make_model(reward_hidden=[64, 64], ensemble_size=3, reward_lr=1e-3, reward_epochs=30)
     trainer = RewardTrainer(model)
     trainer.train(train, rng)
-    _, test_accuracy = trainer.evaluate(make_labels(400, rng, theta))
+    test_accuracy = trainer.evaluate(make_labels(400, rng, theta)).accuracy
     assert 0.35 < test_accuracy < 0.65
 
 
