@@ -111,11 +111,12 @@ class RewardModelConfig:
     normalize_inputs: bool = opt(
         True, "Standardise reward-model inputs with statistics of the pre-training states (fixed at the first session)."
     )
-    reward_action_inputs: Literal["plain", "quadratic"] = opt(
+    reward_action_inputs: Literal["plain", "quadratic", "auto"] = opt(
         "plain",
-        "How the reward networks see the action: plain (the standardised action), or quadratic (the action and "
-        "its square, weighted to carry as much input variance as the observation; control costs are quadratic "
-        "in the action, see docs/reward_learning.md).",
+        "How the reward networks see the action: plain (the standardised action); quadratic (the action and "
+        "its square, weighted to carry as much input variance as the observation: control costs are quadratic "
+        "in the action); auto (train both, reward with the one whose held-out loss on each session's new labels "
+        "is lower so far). See docs/reward_learning.md.",
     )
 
 

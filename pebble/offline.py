@@ -17,7 +17,7 @@ import torch
 from pebble.config import RewardModelConfig
 from pebble.label_store import LabelStore, LabelStoreError, StoredAnswer, require_next_states
 from pebble.labels import PreferenceDataset
-from pebble.reward_learning import RewardTrainer
+from pebble.reward_learning import RewardLearner, RewardTrainer
 from pebble.reward_model import RewardModel
 
 
@@ -115,7 +115,7 @@ def replay_sessions(
     reward: RewardModelConfig | None = None,
     seed: int = 0,
     print_fn: Callable[[str], None] = print,
-) -> list[dict[str, float]]:
+) -> list[dict[str, float | str]]:
     """Give the labels to a fresh model session by session, as the run gave them, and measure each
     session's labels before training on them: held-out accuracy and the correlation of learned
     and true clip returns. The queries stay those the run selected (with its own model), so
@@ -129,24 +129,25 @@ def replay_sessions(
     rows, meta = _read(store, reward.reward_next_state)
     data = _dataset(meta, reward.reward_next_state)
     model = RewardModel(data.obs_dim, data.act_dim, reward)
-    trainer = RewardTrainer(model)
-    results = []
+    learner = RewardLearner(model, data, rng)  # as a run's sessions fit: held-out first, then training
+    results: list[dict[str, float | str]] = []
     for session in sorted({r.session for r in rows}):
         start = len(data)
         for row in rows:
             if row.session == session:
                 data.add(row.query, row.answer)
-        if model.needs_input_normalization:
-            model.fit_input_normalization(*_real_steps(data, reward.reward_next_state))
-        new = trainer.evaluate(data, start)
-        stats = trainer.train(data, rng)
+        fit = learner.fit(start, _real_steps(data, reward.reward_next_state))
+        stats = fit.stats
         results.append({"session": float(session), "new_labels": float(len(data) - start), "labels": float(len(data)),
-                        "heldout_accuracy": new.accuracy, "heldout_return_correlation": new.return_correlation,
-                        "train_accuracy": stats.train_accuracy, "epochs": float(stats.epochs)})  # fmt: skip
+                        "heldout_accuracy": fit.heldout_accuracy,
+                        "heldout_return_correlation": fit.heldout_return_correlation,
+                        "train_accuracy": stats.train_accuracy, "epochs": float(stats.epochs),
+                        "action_inputs": fit.candidate})  # fmt: skip
         if start:
             print_fn(
-                f"[pebble] session {session}: {len(data) - start} new labels, held-out acc {new.accuracy:.3f}, "
-                f"return corr {new.return_correlation:.3f}; trained {stats.epochs} epochs on {len(data)}"
+                f"[pebble] session {session}: {len(data) - start} new labels, held-out acc {fit.heldout_accuracy:.3f}, "
+                f"return corr {fit.heldout_return_correlation:.3f}; trained {stats.epochs} epochs on {len(data)}"
+                + (f", action inputs {fit.candidate}" if len(model.candidates) > 1 else "")
             )
     later = results[1:]  # the first session has no labels before it
     if later:

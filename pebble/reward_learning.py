@@ -73,7 +73,16 @@ class RewardTrainer:
         return nll.mean(1).sum(), nll, scores, rankings
 
     def train(self, data: PreferenceDataset, rng: np.random.Generator) -> TrainStats:
-        """Fit on all labels so far, stopping early at ``accuracy_stop``."""
+        """Fit every candidate of the model on all labels so far (each stopping early at
+        ``accuracy_stop``, one after the other from the same RNG); the active one's stats."""
+        stats = []
+        for index in range(len(self.model.candidates)):
+            with self.model.using(index):
+                stats.append(self._train_active(data, rng))
+        self.model.trained = self.model.trained or len(data) > 0
+        return stats[self.model.active]
+
+    def _train_active(self, data: PreferenceDataset, rng: np.random.Generator) -> TrainStats:
         n = len(data)
         if n == 0:
             return TrainStats(math.nan, math.nan, 0, 0)
@@ -155,6 +164,8 @@ class SessionFit:
     heldout_accuracy: float
     #: correlation of learned and true returns of the new clips, before training on them
     heldout_return_correlation: float = math.nan
+    #: the model's candidate that rewards the learner after this session (``reward_action_inputs``)
+    candidate: str = "plain"
 
 
 class RewardLearner:
@@ -174,7 +185,7 @@ class RewardLearner:
         self.trainer = trainer if trainer is not None else RewardTrainer(model)
         self.timings = timings if timings is not None else Timings()
 
-    def fit(self, new_from: int, stored_inputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> SessionFit:
+    def fit(self, new_from: int, stored_inputs: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> SessionFit:
         """Train on every label; labels ``new_from:`` arrived this session and are measured first.
 
         ``stored_inputs`` (obs, actions, next obs of the stored transitions) fix the input
@@ -182,10 +193,17 @@ class RewardLearner:
         """
         if self.model.needs_input_normalization:
             self.model.fit_input_normalization(*stored_inputs)
+        # the figures reported are those of the candidate the policy was rewarded with until now
         heldout = self.trainer.evaluate(self.dataset, start=new_from)
+        if len(self.model.candidates) > 1 and self.model.trained and len(self.dataset) > new_from:
+            losses = []
+            for index in range(len(self.model.candidates)):
+                with self.model.using(index):
+                    losses.append(self.trainer.evaluate(self.dataset, start=new_from).loss)
+            self.model.record_heldout(losses)
         with self.timings.measure("reward_training"):
             stats = self.trainer.train(self.dataset, self.rng)
-        return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation)
+        return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation, self.model.active_name)
 
     def reward_source(self) -> RewardSource:
         """The reward the RL learner trains on: the ensemble's mean (RUNE would add its std)."""

@@ -20,6 +20,8 @@ reward instead of 0.51 from the same 56 labels (docs/performance.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -96,21 +98,76 @@ class RewardModel:
         self.next_state = c.reward_next_state
         self.normalize_inputs = c.normalize_inputs
         inputs = obs_dim * (2 if self.next_state else 1) + act_dim
-        quadratic = slice(obs_dim, obs_dim + act_dim) if c.reward_action_inputs == "quadratic" else None
-        self.ensemble = Ensemble(inputs, list(c.reward_hidden), c.ensemble_size, c.reward_output, quadratic)
+        action = slice(obs_dim, obs_dim + act_dim)
+        #: the input treatments the model holds ("auto": both, the better one chosen by held-out loss)
+        self.candidate_names: list[str] = (
+            ["plain", "quadratic"] if c.reward_action_inputs == "auto" else [c.reward_action_inputs]
+        )
+        self.candidates = [
+            Ensemble(
+                inputs, list(c.reward_hidden), c.ensemble_size, c.reward_output, action if name == "quadratic" else None
+            )
+            for name in self.candidate_names
+        ]
         # Decoupled decay (AdamW): an L2 term in the gradient would be rescaled by Adam's
         # per-weight step sizes and regularise the rarely-updated weights least.
-        self.optimizer = torch.optim.Adam(
-            self.ensemble.parameters(), lr=c.reward_lr, weight_decay=c.reward_weight_decay, decoupled_weight_decay=True
-        )
+        self.optimizers = [
+            torch.optim.Adam(
+                e.parameters(), lr=c.reward_lr, weight_decay=c.reward_weight_decay, decoupled_weight_decay=True
+            )
+            for e in self.candidates
+        ]
+        #: the candidate that scores transitions and clips and that training updates
+        self.active = 0
+        #: per candidate, the summed held-out loss on each session's new labels before training on them
+        self.heldout_loss_sums = [0.0] * len(self.candidates)
+        #: whether the candidates have been trained (only trained ones are compared)
+        self.trained = False
 
     def __repr__(self) -> str:
         c = self.config
         inputs = "r(s, a, s')" if self.next_state else "r(s, a)"
         return (
             f"RewardModel({inputs}, {c.ensemble_size} x {list(c.reward_hidden)} {c.reward_output}, "
+            f"action inputs {'/'.join(self.candidate_names)}, "
             f"obs_dim={self.obs_dim}, act_dim={self.act_dim})"
         )
+
+    @property
+    def ensemble(self) -> Ensemble:
+        """The active candidate's networks."""
+        return self.candidates[self.active]
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.optimizers[self.active]
+
+    @property
+    def active_name(self) -> str:
+        return self.candidate_names[self.active]
+
+    @contextmanager
+    def using(self, index: int) -> Iterator[None]:
+        """Make candidate ``index`` the active one for the duration (to train or evaluate it)."""
+        previous, self.active = self.active, index
+        try:
+            yield
+        finally:
+            self.active = previous
+
+    def record_heldout(self, losses: list[float]) -> None:
+        """Add each candidate's held-out loss on a session's new labels, and activate the one with
+        the lowest sum so far (prequential model selection: every label counts once, measured
+        before any candidate trained on it). Ties and NaNs keep the current choice; so do losses of
+        candidates not trained yet."""
+        if not self.trained:
+            return
+        sums = [total + loss for total, loss in zip(self.heldout_loss_sums, losses)]
+        if all(np.isfinite(sums)):
+            self.heldout_loss_sums = sums
+            best = int(np.argmin(sums))
+            if sums[best] < sums[self.active]:
+                self.active = best
 
     @property
     def members(self) -> int:
@@ -132,9 +189,10 @@ class RewardModel:
             return
         x = self._inputs(obs, actions, next_obs).double()
         std = x.std(0, correction=0)
-        self.ensemble.input_mean.copy_(x.mean(0).float())
-        self.ensemble.input_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
-        self.ensemble.input_fitted.fill_(True)
+        for ensemble in self.candidates:
+            ensemble.input_mean.copy_(x.mean(0).float())
+            ensemble.input_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
+            ensemble.input_fitted.fill_(True)
 
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()
@@ -186,8 +244,12 @@ class RewardModel:
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, object]:
         return {
-            "ensemble": self.ensemble.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "candidates": self.candidate_names,
+            "ensembles": [e.state_dict() for e in self.candidates],
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "active": self.active,
+            "heldout_loss_sums": list(self.heldout_loss_sums),
+            "trained": self.trained,
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
             "next_state": self.next_state,
@@ -202,15 +264,30 @@ class RewardModel:
         if bool(state.get("next_state", False)) != self.next_state:
             saved = "r(s, a, s')" if state.get("next_state") else "r(s, a)"
             raise ValueError(f"reward model was trained as {saved} (--reward-next-state must match)")
-        weights = dict(state["ensemble"])  # type: ignore[call-overload]
-        if "input_fitted" not in weights:  # saved before inputs were normalised: keep them raw
-            weights.update(
-                input_mean=torch.zeros(self.obs_dim + self.act_dim),
-                input_std=torch.ones(self.obs_dim + self.act_dim),
-                input_fitted=torch.tensor(True),
-            )
-        self.ensemble.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
+        if "ensembles" not in state:  # saved by pebble 0.4 or older: one plain ensemble
+            state = {**state, "candidates": ["plain"], "ensembles": [state["ensemble"]],
+                     "optimizers": [state["optimizer"]], "active": 0, "heldout_loss_sums": [0.0]}  # fmt: skip
+        if list(state["candidates"]) != self.candidate_names:  # type: ignore[call-overload]
+            saved = "auto" if len(state["candidates"]) > 1 else state["candidates"][0]  # type: ignore[arg-type,index]
+            raise ValueError(f"reward model was trained with --reward-action-inputs {saved} (the setting must match)")
+        for ensemble, optimizer, weights, moments in zip(
+            self.candidates,
+            self.optimizers,
+            state["ensembles"],
+            state["optimizers"],  # type: ignore[call-overload]
+        ):
+            weights = dict(weights)
+            if "input_fitted" not in weights:  # saved before inputs were normalised: keep them raw
+                weights.update(
+                    input_mean=torch.zeros(self.obs_dim + self.act_dim),
+                    input_std=torch.ones(self.obs_dim + self.act_dim),
+                    input_fitted=torch.tensor(True),
+                )
+            ensemble.load_state_dict(weights)
+            optimizer.load_state_dict(moments)
+        self.active = int(state["active"])  # type: ignore[call-overload]
+        self.heldout_loss_sums = [float(x) for x in state["heldout_loss_sums"]]  # type: ignore[attr-defined]
+        self.trained = bool(state.get("trained", True))
 
     def save(self, path: str | Path) -> None:
         torch.save(self.state_dict(), path)

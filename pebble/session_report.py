@@ -38,6 +38,7 @@ def log_session(
         "reward_model/heldout_accuracy": fit.heldout_accuracy,
         "reward_model/heldout_loss": fit.heldout_loss,
         "reward_model/heldout_return_correlation": fit.heldout_return_correlation,
+        "reward_model/quadratic_action_inputs": float(fit.candidate == "quadratic"),
         "reward_model/epochs": s.epochs,
         "reward_model/correlation": correlation,
         "feedback/sessions": counts.sessions,
@@ -66,6 +67,7 @@ def session_line(
         f"{labels - before.labels} labels, {counts.skipped - before.skipped} skipped, "
         f"{counts.equal - before.equal} equal, {pending} awaiting an answer; "
         f"reward model: {s.epochs} epochs on {s.labels} labels, train acc {s.train_accuracy:.3f}, "
-        f"held-out acc {fit.heldout_accuracy:.3f}, return corr {fit.heldout_return_correlation:.2f}; "
+        f"held-out acc {fit.heldout_accuracy:.3f}, return corr {fit.heldout_return_correlation:.2f}"
+        f"{'' if fit.candidate == 'plain' else f', action inputs {fit.candidate}'}; "
         f"budget {counts.asked}/{budget}"
     )
