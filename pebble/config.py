@@ -115,8 +115,8 @@ class RewardModelConfig:
         "plain",
         "How the reward networks see the action: plain (the standardised action); quadratic (the action and "
         "its square, weighted to carry as much input variance as the observation: control costs are quadratic "
-        "in the action); auto (train both, reward with the one whose held-out loss on each session's new labels "
-        "is lower so far). See docs/reward_learning.md.",
+        "in the action); auto (train both, reward with the one that has ordered more of each session's new "
+        "labels, before training on them, so far). See docs/reward_learning.md.",
     )
 
 

@@ -196,11 +196,11 @@ class RewardLearner:
         # the figures reported are those of the candidate the policy was rewarded with until now
         heldout = self.trainer.evaluate(self.dataset, start=new_from)
         if len(self.model.candidates) > 1 and self.model.trained and len(self.dataset) > new_from:
-            losses = []
+            accuracies = []
             for index in range(len(self.model.candidates)):
                 with self.model.using(index):
-                    losses.append(self.trainer.evaluate(self.dataset, start=new_from).loss)
-            self.model.record_heldout(losses)
+                    accuracies.append(self.trainer.evaluate(self.dataset, start=new_from).accuracy)
+            self.model.record_heldout(accuracies)
         with self.timings.measure("reward_training"):
             stats = self.trainer.train(self.dataset, self.rng)
         return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation, self.model.active_name)

@@ -119,8 +119,8 @@ class RewardModel:
         ]
         #: the candidate that scores transitions and clips and that training updates
         self.active = 0
-        #: per candidate, the summed held-out loss on each session's new labels before training on them
-        self.heldout_loss_sums = [0.0] * len(self.candidates)
+        #: per candidate, the summed held-out accuracy on each session's new labels before training on them
+        self.heldout_sums = [0.0] * len(self.candidates)
         #: whether the candidates have been trained (only trained ones are compared)
         self.trained = False
 
@@ -155,18 +155,20 @@ class RewardModel:
         finally:
             self.active = previous
 
-    def record_heldout(self, losses: list[float]) -> None:
-        """Add each candidate's held-out loss on a session's new labels, and activate the one with
-        the lowest sum so far (prequential model selection: every label counts once, measured
-        before any candidate trained on it). Ties and NaNs keep the current choice; so do losses of
-        candidates not trained yet."""
+    def record_heldout(self, accuracies: list[float]) -> None:
+        """Add each candidate's held-out accuracy on a session's new labels, and activate the one
+        with the highest sum so far (prequential model selection: every label counts once,
+        measured before any candidate trained on it). Accuracy, not the likelihood: one confident
+        mistake can outweigh many right answers in the log-loss (on Ant-v5 a candidate ordering
+        0.88 of the new pairs had the higher loss than one ordering 0.63). Ties and NaNs keep the
+        current choice; so do measurements of candidates not trained yet."""
         if not self.trained:
             return
-        sums = [total + loss for total, loss in zip(self.heldout_loss_sums, losses)]
+        sums = [total + accuracy for total, accuracy in zip(self.heldout_sums, accuracies)]
         if all(np.isfinite(sums)):
-            self.heldout_loss_sums = sums
-            best = int(np.argmin(sums))
-            if sums[best] < sums[self.active]:
+            self.heldout_sums = sums
+            best = int(np.argmax(sums))
+            if sums[best] > sums[self.active]:
                 self.active = best
 
     @property
@@ -248,7 +250,7 @@ class RewardModel:
             "ensembles": [e.state_dict() for e in self.candidates],
             "optimizers": [o.state_dict() for o in self.optimizers],
             "active": self.active,
-            "heldout_loss_sums": list(self.heldout_loss_sums),
+            "heldout_sums": list(self.heldout_sums),
             "trained": self.trained,
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
@@ -266,7 +268,7 @@ class RewardModel:
             raise ValueError(f"reward model was trained as {saved} (--reward-next-state must match)")
         if "ensembles" not in state:  # saved by pebble 0.4 or older: one plain ensemble
             state = {**state, "candidates": ["plain"], "ensembles": [state["ensemble"]],
-                     "optimizers": [state["optimizer"]], "active": 0, "heldout_loss_sums": [0.0]}  # fmt: skip
+                     "optimizers": [state["optimizer"]], "active": 0, "heldout_sums": [0.0]}  # fmt: skip
         if list(state["candidates"]) != self.candidate_names:  # type: ignore[call-overload]
             saved = "auto" if len(state["candidates"]) > 1 else state["candidates"][0]  # type: ignore[arg-type,index]
             raise ValueError(f"reward model was trained with --reward-action-inputs {saved} (the setting must match)")
@@ -286,7 +288,7 @@ class RewardModel:
             ensemble.load_state_dict(weights)
             optimizer.load_state_dict(moments)
         self.active = int(state["active"])  # type: ignore[call-overload]
-        self.heldout_loss_sums = [float(x) for x in state["heldout_loss_sums"]]  # type: ignore[attr-defined]
+        self.heldout_sums = [float(x) for x in state["heldout_sums"]]  # type: ignore[attr-defined]
         self.trained = bool(state.get("trained", True))
 
     def save(self, path: str | Path) -> None:
