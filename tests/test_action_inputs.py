@@ -16,7 +16,7 @@ The margins asserted are several times what seed or CPU rounding moves (measured
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -52,7 +52,7 @@ def add_labels(data: PreferenceDataset, n: int, rng: np.random.Generator, reward
         data.add(query, teacher.judge(query, context))
 
 
-@lru_cache(maxsize=None)  # the tests share runs; none modifies a model it is given
+@cache  # the tests share runs; none modifies a model it is given
 def learn(task: str, mode: str, seed: int = 0, sessions: int = 4) -> tuple[RewardModel, list[str], float]:
     """(model, the candidate in use after each session, correlation with the true reward on new
     transitions) after ``sessions`` feedback sessions of 40 labels each."""
