@@ -38,7 +38,8 @@ def test_cli_smoke_run_writes_tensorboard_tags(backend: str, tmp_path: Path) -> 
     expected = [
         "charts/episode_true_return", "charts/episode_learned_return", "charts/episode_length",
         "eval/true_return", "reward_model/loss", "reward_model/train_accuracy", "reward_model/heldout_accuracy",
-        "reward_model/correlation", "feedback/queries_asked", "feedback/labels_used", "feedback/skipped",
+        "reward_model/correlation", "reward_model/heldout_return_correlation", "feedback/queries_asked",
+        "feedback/labels_used", "feedback/skipped",
         "feedback/equal", "pretrain/knn_distance_mean", "pretrain/knn_running_std", "time/steps_per_second",
         "train/actor_loss", "train/critic_loss",
     ]  # fmt: skip

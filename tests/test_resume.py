@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -170,7 +171,18 @@ def test_corrupted_label_store_is_refused_and_kept(tmp_path: Path, capsys) -> No
 def test_labels_from_warm_starts_a_new_run_and_fit_reward(tmp_path: Path, reference: Path, capsys) -> None:
     store = reference / "labels.db"
     assert main(["fit-reward", str(store), "--out", str(tmp_path / "rm.pt"), "--reward-hidden", "32"]) == 0
-    assert "test accuracy" in capsys.readouterr().out and (tmp_path / "rm.pt").exists()
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and (tmp_path / "rm.pt").exists()
+    assert "the reward relies on: obs" in out and "action" in out and "next_obs" in out
+    # the replay measures each later session's labels before training on them, as the run did
+    sessions = len({row[3] for row in labels(reference)})
+    assert (
+        main(["fit-reward", str(store), "--by-session", "--reward-hidden", "32", "--reward-action-inputs", "auto"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert f"in {sessions} sessions" in out
+    assert re.search(r"session 1: \d+ new labels, held-out acc [01]\.\d+", out)
+    assert "session 0:" not in out  # nothing was trained before the first session's labels
     run_dir = tmp_path / "warm"
     argv = ["train", *RUN, "--total-steps", "600", "--labels-from", str(store), "--run-dir", str(run_dir)]
     assert main(argv) == 0
