@@ -344,8 +344,10 @@ def test_normalization_is_fitted_once_and_a_model_saved_without_it_still_loads(t
     np.testing.assert_array_equal(std[OBS:], 1.0)  # constant features: centred, not divided by 0
     assert not make_model(reward_hidden=[16], ensemble_size=2, normalize_inputs=False).needs_input_normalization
 
-    old = model.state_dict()  # as saved before normalisation existed: no statistics
-    old["ensemble"] = {k: v for k, v in old["ensemble"].items() if not k.startswith("input_")}
+    state = model.state_dict()  # as saved before normalisation existed: one ensemble, no statistics
+    weights = {k: v for k, v in state["ensembles"][0].items() if not k.startswith("input_")}  # type: ignore[index]
+    old = {"ensemble": weights, "optimizer": state["optimizers"][0]}  # type: ignore[index]
+    old.update({key: state[key] for key in ("obs_dim", "act_dim", "next_state")})
     torch.save(old, tmp_path / "old.pt")
     legacy = make_model(reward_hidden=[16], ensemble_size=2)
     legacy.load(tmp_path / "old.pt")
