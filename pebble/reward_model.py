@@ -246,6 +246,10 @@ class RewardModel:
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, object]:
         return {
+            # the active candidate under the keys of pebble 0.4, for scripts that read model files
+            # (torch.save stores a tensor shared by two entries once)
+            "ensemble": self.ensemble.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "candidates": self.candidate_names,
             "ensembles": [e.state_dict() for e in self.candidates],
             "optimizers": [o.state_dict() for o in self.optimizers],
