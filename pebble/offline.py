@@ -54,11 +54,21 @@ def reliance_lines(model: RewardModel, data: PreferenceDataset, top: int = 8) ->
     names = model.input_names()
     parts: dict[str, float] = {}
     for name, value in zip(names, reliance):
-        parts[name.split("[")[0]] = parts.get(name.split("[")[0], 0.0) + float(value)
+        part = name.split("[")[0]
+        parts[part] = parts.get(part, 0.0) + float(value)
     by_part = ", ".join(f"{part} {100 * value / total:.0f}%" for part, value in parts.items())
     best = np.argsort(-reliance)[:top]
     inputs = ", ".join(f"{names[i]} {100 * reliance[i] / total:.1f}%" for i in best)
     return [f"[pebble] the reward relies on: {by_part}", f"[pebble] its top {len(best)} inputs: {inputs}"]
+
+
+def _report_and_save(model: RewardModel, data: PreferenceDataset, out: str, print_fn: Callable[[str], None]) -> None:
+    """The end of both protocols: what the fitted model relies on (on ``data``), and its file."""
+    for line in reliance_lines(model, data):
+        print_fn(line)
+    if out:
+        model.save(Path(out))
+        print_fn(f"[pebble] reward model saved to {out}")
 
 
 def split_labels(
@@ -99,11 +109,7 @@ def fit_reward(
         f"train accuracy {stats.train_accuracy:.3f}, test accuracy {test.accuracy:.3f} on {len(test_data)}, "
         f"test return correlation {test.return_correlation:.3f}"
     )
-    for line in reliance_lines(model, train):
-        print_fn(line)
-    if out:
-        model.save(Path(out))
-        print_fn(f"[pebble] reward model saved to {out}")
+    _report_and_save(model, train, out, print_fn)
     return {"labels": float(labels), "train_labels": float(len(train)), "test_labels": float(len(test_data)),
             "epochs": float(stats.epochs), "train_accuracy": stats.train_accuracy, "test_accuracy": test.accuracy,
             "test_loss": test.loss, "test_return_correlation": test.return_correlation}  # fmt: skip
@@ -156,9 +162,5 @@ def replay_sessions(
             f"{np.nanmean([r['heldout_accuracy'] for r in later]):.3f}, mean return corr "
             f"{np.nanmean([r['heldout_return_correlation'] for r in later]):.3f} over sessions 2-{len(results)}"
         )
-    for line in reliance_lines(model, data):
-        print_fn(line)
-    if out:
-        model.save(Path(out))
-        print_fn(f"[pebble] reward model saved to {out}")
+    _report_and_save(model, data, out, print_fn)
     return results

@@ -193,14 +193,14 @@ class RewardLearner:
         """
         if self.model.needs_input_normalization:
             self.model.fit_input_normalization(*stored_inputs)
+        evaluations = []
+        for index in range(len(self.model.candidates)):
+            with self.model.using(index):
+                evaluations.append(self.trainer.evaluate(self.dataset, start=new_from))
         # the figures reported are those of the candidate the policy was rewarded with until now
-        heldout = self.trainer.evaluate(self.dataset, start=new_from)
-        if len(self.model.candidates) > 1 and self.model.trained and len(self.dataset) > new_from:
-            accuracies = []
-            for index in range(len(self.model.candidates)):
-                with self.model.using(index):
-                    accuracies.append(self.trainer.evaluate(self.dataset, start=new_from).accuracy)
-            self.model.record_heldout(accuracies)
+        heldout = evaluations[self.model.active]
+        if len(evaluations) > 1:  # (untrained candidates and sessions without new labels count nothing)
+            self.model.record_heldout([e.accuracy for e in evaluations])
         with self.timings.measure("reward_training"):
             stats = self.trainer.train(self.dataset, self.rng)
         return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation, self.model.active_name)

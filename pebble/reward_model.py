@@ -99,7 +99,7 @@ class RewardModel:
         self.normalize_inputs = c.normalize_inputs
         inputs = obs_dim * (2 if self.next_state else 1) + act_dim
         action = slice(obs_dim, obs_dim + act_dim)
-        #: the input treatments the model holds ("auto": both, the better one chosen by held-out loss)
+        #: the input treatments the model holds ("auto": both; ``record_heldout`` picks the active one)
         self.candidate_names: list[str] = (
             ["plain", "quadratic"] if c.reward_action_inputs == "auto" else [c.reward_action_inputs]
         )
