@@ -2,7 +2,8 @@
 
 Any registered Gymnasium id works (``gymnasium.make``). Ids of packages that register
 on import can be given as ``"package:EnvId"`` (Gymnasium's own convention), so custom
-environments need no change to pebble.
+environments need no change to pebble. DeepMind Control (``dm_control/<domain>-<task>-v0``)
+and Meta-World (``metaworld/<task>-v3``) ids are built by :mod:`envs.families` (optional extras).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from envs import families
+from envs.sim import simulator
 
 #: The MuJoCo locomotion tasks pebble is tuned and benchmarked on. Hopper, Walker2d,
 #: Ant and Humanoid terminate early when the robot falls (docs/algorithm.md, "Termination").
@@ -52,6 +56,9 @@ class EnvError(ValueError):
 
 def check_env_id(env_id: str) -> None:
     """Raise :class:`EnvError` with close suggestions if ``env_id`` is not registered."""
+    if families.family(env_id):
+        families.check(env_id)
+        return
     module, _, name = env_id.rpartition(":")
     if module:
         try:
@@ -70,25 +77,26 @@ def check_env_id(env_id: str) -> None:
 
 
 class RenderStateInfo(gym.Wrapper):
-    """Puts the MuJoCo state (qpos, qvel) *before* each step into ``info["render_state"]``.
+    """Puts the MuJoCo state *before* each step into ``info["render_state"]``.
 
-    The replay buffer stores it beside the observation the action was taken in, so that a
-    clip can later be rendered frame by frame (for a person judging videos).
+    The state is (qpos, qvel), and for Meta-World the episode's goal variation too
+    (:mod:`envs.sim`). The replay buffer stores it beside the observation the action was
+    taken in, so that a clip can later be rendered frame by frame (for a person judging videos).
     """
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        data = getattr(env.unwrapped, "data", None)
-        if data is None or not hasattr(data, "qpos"):
+        sim = simulator(env)
+        if sim is None:
             raise EnvError(
                 f"{env.spec.id if env.spec else env!r} is not a MuJoCo environment: clips cannot be rendered"
             )
-        self.state_dim = int(data.qpos.size + data.qvel.size)
+        self._sim = sim
+        self.state_dim = sim.state_dim
         self._state = self._read()
 
     def _read(self) -> np.ndarray:
-        data = self.env.unwrapped.data  # type: ignore[attr-defined]
-        return np.concatenate([data.qpos, data.qvel]).astype(np.float64)
+        return self._sim.state()
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
@@ -104,8 +112,9 @@ class RenderStateInfo(gym.Wrapper):
 
 
 def render_state_dim(env_id: str) -> int:
-    """Size of (qpos, qvel) of a MuJoCo environment."""
-    env = gym.make(env_id)
+    """Size of the render state of a MuJoCo environment ((qpos, qvel), :mod:`envs.sim`)."""
+    check_env_id(env_id)
+    env = families.make(env_id) if families.family(env_id) else gym.make(env_id)
     try:
         return RenderStateInfo(env).state_dim
     finally:
@@ -119,7 +128,7 @@ def make_env(env_id: str, seed: int | None = None, record_render_state: bool = F
     """
     check_env_id(env_id)
     try:
-        env = gym.make(env_id, **kwargs)
+        env = families.make(env_id, seed, **kwargs) if families.family(env_id) else gym.make(env_id, **kwargs)
     except Exception as exc:  # a registered id whose dependencies are missing, bad kwargs...
         raise EnvError(f"cannot build environment {env_id!r}: {str(exc).splitlines()[0]}") from None
     if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
@@ -138,7 +147,10 @@ def make_vec_env(env_id: str, n_envs: int, seed: int, record_render_state: bool 
     check_env_id(env_id)
 
     def factory(rank: int) -> Callable[[], gym.Env]:
-        return lambda: make_env(env_id, record_render_state=record_render_state, **kwargs)
+        # Meta-World draws its goal variations when built, so its copies are built seeded;
+        # every copy is (re)seeded by the VecEnv's first reset below all the same.
+        build_seed = seed + rank if families.family(env_id) == "metaworld" else None
+        return lambda: make_env(env_id, seed=build_seed, record_render_state=record_render_state, **kwargs)
 
     vec = DummyVecEnv([factory(i) for i in range(n_envs)])
     vec.seed(seed)
@@ -174,7 +186,9 @@ def recorded_state_dim(vec_env: VecEnv) -> int:
 def episode_limit(env: gym.Env | VecEnv) -> int | None:
     """The TimeLimit of an environment (steps), or None when it has none."""
     spec = env.get_attr("spec")[0] if isinstance(env, VecEnv) else env.spec
-    return None if spec is None else spec.max_episode_steps
+    if spec is None:
+        return None
+    return spec.max_episode_steps or families.episode_steps(spec.id)
 
 
 def finite_or_raise(array: np.ndarray, what: str) -> None:

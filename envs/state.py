@@ -6,6 +6,12 @@ saved, with the episode's step count (``TimeLimit``), the environment's RNG and 
 ``Monitor`` statistics, so a resumed run continues the episode in progress exactly.
 Other environments cannot be restored mid-episode: :func:`restore` returns False and the
 caller resets them (the episode in progress restarts).
+
+DeepMind Control and Meta-World tasks are such environments. Their tasks keep episode state
+outside MuJoCo's integration state: dm_control's step count and task RNG, targets that some
+tasks place in the model (reacher, swimmer); Meta-World's object and goal body positions in
+the model, its previous-observation frame and path length, and its task-selection wrapper.
+Restoring only the MuJoCo state would resume a different episode, so they are not snapshot.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ def _mujoco_state(env: gym.Env) -> Any | None:
     try:
         import mujoco
     except ImportError:  # pragma: no cover
+        return None
+    from envs.sim import is_dmc, is_metaworld
+
+    if is_metaworld(env) or is_dmc(env):
         return None
     base = env.unwrapped
     model, data = getattr(base, "model", None), getattr(base, "data", None)

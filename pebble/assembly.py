@@ -15,8 +15,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.tensorboard import SummaryWriter
 
@@ -30,7 +30,7 @@ from pebble.config import Config, ConfigError
 from pebble.feedback import FeedbackCollector
 from pebble.label_store import LabelStore, LabelStoreError, require_next_states
 from pebble.labels import PreferenceDataset
-from pebble.learners import OffPolicyLearner, build_off_policy, checked_algorithm
+from pebble.learners import BufferLearner, build_model, checked_algorithm, make_learner
 from pebble.loop import PebbleLoop
 from pebble.pretraining import Pretraining
 from pebble.query_selection import make_selector
@@ -133,8 +133,8 @@ class Assembly:
     run_dir: Path | None
     env: VecEnv
     eval_env: VecEnv
-    model: OffPolicyAlgorithm
-    learner: OffPolicyLearner
+    model: BaseAlgorithm
+    learner: BufferLearner
     reward_model: RewardModel | None
     dataset: PreferenceDataset | None
     store: LabelStore | None
@@ -238,7 +238,7 @@ def assemble(
     if checkpoint_path is not None:  # then state is not None
         model: Any = checkpoint.load_model(checkpoint_path, algorithm, train_env)
     else:
-        model = build_off_policy(config, train_env, recorded_state_dim(train_env))
+        model = build_model(config, train_env, recorded_state_dim(train_env))
     timings = Timings()
     parts = _roles(config, run_dir, train_env, eval_env, model, teacher if learning else None, external, meta,
                    timings, fixed_reward, print_fn, state["step"] if state is not None else None)  # fmt: skip
@@ -253,7 +253,7 @@ def _roles(
     fixed_reward: RewardSource | None, print_fn: Any, purge: int | None,
 ) -> Assembly:  # fmt: skip
     """The roles and callbacks around an algorithm, wired together."""
-    learner = OffPolicyLearner(model, timings)
+    learner = make_learner(model, timings)
     reward_model = dataset = store = feedback = reward_learner = selector = None
     query_rng, teacher_rng, reward_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)

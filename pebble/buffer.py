@@ -268,10 +268,10 @@ class PreferenceReplayBuffer(ReplayBuffer):
         columns (views)."""
         rows = self.size()
         flat = rows * self.n_envs
-        return (
-            self.observations[:rows].reshape(flat, -1),
-            self.actions[:rows].reshape(flat, -1),
-            self.next_observations[:rows].reshape(flat, -1),
+        return (  # explicit widths: an empty buffer has no -1 to infer
+            self.observations[:rows].reshape(flat, self.observations.shape[2]),
+            self.actions[:rows].reshape(flat, self.actions.shape[2]),
+            self.next_observations[:rows].reshape(flat, self.next_observations.shape[2]),
         )
 
     def chronological_rows(self) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 * :class:`EpisodeTracker`: ``charts/*`` (true and learned return of each training episode on
   one chart) and the recent episodes the teacher's margin is computed from;
-* :class:`Evaluation`: ``eval/true_return`` of the deterministic policy on its own env;
+* :class:`Evaluation`: ``eval/true_return`` of the deterministic policy on its own env (and
+  ``eval/success_rate`` on tasks that report ``info["success"]``, such as Meta-World);
 * :class:`ProgressReport`: ``time/steps_per_second``, ``pretrain/*`` or the reward
   correlation, and a progress line in the terminal;
 * :class:`CheckpointTimer`: when to write a checkpoint, and the stop after SIGINT/SIGTERM.
@@ -105,18 +106,25 @@ class Periodic(BaseCallback):
 
 
 class Evaluation(Periodic):
-    """Mean true return of the deterministic policy every ``freq`` env steps (0: never)."""
+    """Mean true return of the deterministic policy every ``freq`` env steps (0: never).
+
+    When the evaluation env reports ``info["success"]`` (Meta-World), the fraction of episodes
+    that succeeded at any step is logged too, as ``eval/success_rate``. It is not part of the
+    checkpoint: it is logged as it is measured and not read back.
+    """
 
     def __init__(self, eval_env: VecEnv, freq: int, episodes: int, writer: ScalarWriter, timings: Timings) -> None:
         super().__init__(freq)
         self.eval_env, self.episodes, self.writer, self.timings = eval_env, episodes, writer, timings
         self.last = math.nan
+        self.last_success_rate = math.nan
 
     def fire(self) -> None:
         self.evaluate()
 
     def evaluate(self) -> float:
-        """Evaluate now, log ``eval/true_return`` (and its std) at the current step."""
+        """Evaluate now, log ``eval/true_return`` (its std, and the success rate) at the current step."""
+        successes = _SuccessCounter(self.eval_env.num_envs)
         with self.timings.measure("evaluation"):
             returns, _ = evaluate_policy(
                 self.model,
@@ -124,11 +132,15 @@ class Evaluation(Periodic):
                 n_eval_episodes=self.episodes,
                 deterministic=True,
                 return_episode_rewards=True,
+                callback=successes,
             )
         self.last = float(np.mean(returns))
         step = self.model.num_timesteps
         self.writer.add_scalar("eval/true_return", self.last, step)
         self.writer.add_scalar("eval/true_return_std", float(np.std(returns)), step)
+        if successes.reported:
+            self.last_success_rate = successes.rate()
+            self.writer.add_scalar("eval/success_rate", self.last_success_rate, step)
         return self.last
 
     def state_dict(self) -> dict[str, Any]:
@@ -137,6 +149,33 @@ class Evaluation(Periodic):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.last = state["last"]
+
+
+class _SuccessCounter:
+    """``evaluate_policy``'s per-step callback: whether each episode ever had ``info["success"]``.
+
+    evaluate_policy calls it only for envs that still owe episodes, so the episodes that end
+    here are the ones it counts (a ``done`` in a VecEnv comes with the last step's info).
+    """
+
+    def __init__(self, n_envs: int) -> None:
+        self.reported = False
+        self._running = [False] * n_envs
+        self._ended: list[bool] = []
+
+    def __call__(self, local: dict[str, Any], _: dict[str, Any]) -> None:
+        i, info = local["i"], local["info"]
+        if "success" not in info:
+            return
+        self.reported = True
+        self._running[i] = self._running[i] or bool(info["success"])
+        if local["done"]:
+            self._ended.append(self._running[i])
+            self._running[i] = False
+
+    def rate(self) -> float:
+        """Fraction of finished evaluation episodes that succeeded (NaN if none finished)."""
+        return float(np.mean(self._ended)) if self._ended else math.nan
 
 
 class ProgressReport(Periodic):
@@ -163,7 +202,7 @@ class ProgressReport(Periodic):
         fps = (step - self._last_step) / max(1e-9, now - self._last_time)
         self._last_time, self._last_step = now, step
         self.writer.add_scalar("time/steps_per_second", fps, step)
-        eta = (now - self._start) / max(1, step - self._start_step) * (self.total_steps - step)
+        eta = (now - self._start) / max(1, step - self._start_step) * max(0, self.total_steps - step)  # PPO overshoots
         parts = [f"[pebble] step {step}/{self.total_steps}", f"{fps:.0f} steps/s", *self.describe(step)]
         self.print(" | ".join([*parts, f"eta {int(eta // 60)}m{int(eta % 60):02d}s"]))
 

@@ -11,7 +11,7 @@ Contents::
 
     model.zip          SB3 algorithm: policy, optimisers, entropy temperature, step counter,
                        last observation, action space and its RNG
-    replay_buffer.pkl  the PEBBLE replay buffer (optional: --no-checkpoint-buffer), filled rows
+    replay_buffer.pkl  the PEBBLE replay buffer, or PrefPPO's clip pool (optional: --no-checkpoint-buffer), filled rows
                        only: 313 MB for 1M HalfCheetah transitions (SB3 keeps observations as
                        float64; bench/results/scaling_halfcheetah.json)
     reward_model.pt    ensemble weights and its Adam state
@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from envs import state as env_state
 from pebble.faults import crash_point
@@ -123,7 +122,7 @@ def write(
     reward model, and ``state`` (roles, RNGs, environment states)."""
     tmp = begin(run_dir, step)
     model.save(tmp / "model.zip")
-    if include_buffer and isinstance(model, OffPolicyAlgorithm):
+    if include_buffer and hasattr(model, "save_replay_buffer"):  # off-policy, or PrefPPO's clip pool
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
     if reward_model is not None:
         reward_model.save(tmp / "reward_model.pt")
@@ -147,7 +146,7 @@ def load_model(path: Path, algo: type[BaseAlgorithm], env: Any) -> BaseAlgorithm
     """The algorithm of a checkpoint, with its replay buffer when the checkpoint has one."""
     try:
         model = algo.load(path / "model.zip", env=env, device="cpu", force_reset=False)
-        if (path / "replay_buffer.pkl").exists() and isinstance(model, OffPolicyAlgorithm):
+        if (path / "replay_buffer.pkl").exists() and hasattr(model, "load_replay_buffer"):
             model.load_replay_buffer(path / "replay_buffer.pkl")
     except Exception as exc:  # a truncated zip or pickle
         raise CheckpointError(f"checkpoint {path} cannot be loaded: {str(exc).splitlines()[0]}") from None

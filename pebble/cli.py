@@ -2,8 +2,9 @@
 
 ``pebble train`` has one flag per leaf of the config tree (:mod:`pebble.config`), generated
 from the dataclasses so that flags, config files and saved configs cannot drift apart.
-Precedence: defaults < ``--config FILE`` < flags. Every error is one line on stderr and a
-non-zero exit status: 2 for bad input, 1 for a failure during the run.
+Precedence: defaults < ``--preset NAME`` (:mod:`pebble.presets`) < ``--config FILE`` <
+flags. Every error is one line on stderr and a non-zero exit status: 2 for bad input, 1 for
+a failure during the run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal, NoReturn
 
 from pebble import config as cfg
 from pebble.config import Config, ConfigError
+from pebble.presets import PRESETS, preset_config, preset_help
 
 COMMANDS = {
     "train": "train PEBBLE (or, with --true-reward, the plain algorithm) on a Gymnasium task",
@@ -116,8 +118,9 @@ def train_parser(defaults: Config) -> OneLineParser:
     parser = OneLineParser(
         prog="pebble train",
         description="Train PEBBLE on a Gymnasium continuous-control task. "
-        "Settings come from the defaults, then --config FILE, then flags.",
+        "Settings come from the defaults, then --preset NAME, then --config FILE, then flags.",
     )
+    parser.add_argument("--preset", metavar="NAME", choices=list(PRESETS), help=preset_help().replace("%", "%%"))
     parser.add_argument("--config", metavar="FILE", help="JSON or TOML file of settings (e.g. a run's config.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     add_config_flags(parser, defaults)
@@ -128,11 +131,14 @@ def parse_train_args(argv: Sequence[str]) -> tuple[Config, bool]:
     """(config, overwrite) from ``pebble train`` arguments."""
     pre = OneLineParser(prog="pebble train", add_help=False)
     pre.add_argument("--config")
+    pre.add_argument("--preset")
     known, _ = pre.parse_known_args(argv)
-    base = cfg.from_dict(cfg.load_file(known.config)) if known.config else Config()
+    base = preset_config(known.preset) if known.preset else Config()
+    base = cfg.from_dict(cfg.load_file(known.config), base) if known.config else base
     args = vars(train_parser(base).parse_args(argv))
     overwrite = bool(args.pop("overwrite", False))
     args.pop("config", None)
+    args.pop("preset", None)
     apply_config_flags(base, args)
     base.validate()
     return base, overwrite

@@ -21,7 +21,7 @@ from typing import Any, Literal
 #: The names of the choices; the objects behind them live where they are built
 #: (:func:`pebble.query_selection.make_selector`, :func:`pebble.learners.algorithm_class`).
 QueryScheme = Literal["uniform", "disagreement", "entropy", "kcenter", "kcenter_disagreement", "kcenter_entropy"]
-AlgoName = Literal["sac", "td3", "ddpg", "tqc", "crossq"]
+AlgoName = Literal["sac", "td3", "ddpg", "tqc", "crossq", "ppo"]
 Backend = Literal["torch", "jax"]
 ScheduleKind = Literal["constant", "decay", "increase"]
 QUERY_SCHEMES: tuple[str, ...] = typing.get_args(QueryScheme)
@@ -43,9 +43,13 @@ def opt(default: Any, help: str, **kwargs: Any) -> Any:
 
 @dataclass
 class AlgoConfig:
-    """The off-policy RL algorithm (Stable-Baselines3 or SBX) trained on the learned reward."""
+    """The RL algorithm (Stable-Baselines3 or SBX) trained on the learned reward."""
 
-    algo: AlgoName = opt("sac", "Off-policy algorithm: sac, td3, ddpg, tqc or crossq.")
+    algo: AlgoName = opt(
+        "sac",
+        "RL algorithm: sac, td3, ddpg, tqc, crossq (off-policy: the buffer is relabelled), or ppo (PrefPPO, "
+        "torch only: each rollout is scored by the reward model before advantages; see docs/prefppo.md).",
+    )
     backend: Backend = opt(
         "torch",
         "Framework of the RL learner: torch (Stable-Baselines3; sb3-contrib for tqc and crossq) or jax (SBX).",
@@ -60,14 +64,20 @@ class AlgoConfig:
     gamma: float = opt(0.99, "Discount factor.")
     train_freq: int = opt(1, "Environment steps between RL updates.")
     gradient_steps: int = opt(1, "RL gradient steps per update.")
-    net_arch: list[int] = opt([256, 256], "Hidden layer sizes of actor and critic.")
+    net_arch: list[int] = opt([256, 256], "Hidden layer sizes of actor and critic (PPO: policy and value networks).")
+    rollout_pool: int = opt(
+        8,
+        "--algo ppo: recent rollouts kept as the pool query clips are drawn from (PPO keeps no replay buffer).",
+    )
 
 
 @dataclass
 class PretrainConfig:
     """Seed steps and reward-free pre-training by state-entropy maximisation."""
 
-    seed_steps: int = opt(1000, "Steps with uniformly random actions and no updates.")
+    seed_steps: int = opt(
+        1000, "Steps with uniformly random actions and no updates (PPO: steps of the initial policy before feedback)."
+    )
     unsup_steps: int = opt(
         0,
         "Steps of unsupervised pre-training on the k-NN state-entropy reward (reference: 9000; off by default: "
@@ -208,6 +218,7 @@ class Config:
             "batch_size": self.algo.batch_size,
             "buffer_size": self.algo.buffer_size,
             "train_freq": self.algo.train_freq,
+            "rollout_pool": self.algo.rollout_pool,
             "knn_k": self.pretrain.knn_k,
             "ensemble_size": self.reward.ensemble_size,
             "reward_batch_size": self.reward.reward_batch_size,

@@ -12,11 +12,15 @@ The loop never touches SB3 internals; it asks a :class:`Learner` to
   with, and recent (learned, true) rewards for the correlation diagnostic;
 * reset networks and run extra updates when pre-training ends.
 
-:class:`OffPolicyLearner` is the one implementation today: SAC, TD3, DDPG, TQC or CrossQ,
-from Stable-Baselines3 and sb3-contrib (torch) or SBX (JAX), with
-:class:`~pebble.buffer.PreferenceReplayBuffer`. SBX shares SB3's algorithm API, replay
-buffers and callbacks, so everything but the network resets (:mod:`pebble.resets`) is the
-same code on both backends.
+Two implementations share everything but the end of pre-training, since both keep their
+transitions in a :class:`~pebble.buffer.PreferenceReplayBuffer`:
+
+* :class:`OffPolicyLearner`: SAC, TD3, DDPG, TQC or CrossQ, from Stable-Baselines3 and
+  sb3-contrib (torch) or SBX (JAX), whose replay buffer it is. SBX shares SB3's algorithm
+  API, replay buffers and callbacks, so everything but the network resets
+  (:mod:`pebble.resets`) is the same code on both backends;
+* :class:`OnPolicyLearner`: PrefPPO (:mod:`pebble.on_policy`), whose buffer is the bounded
+  pool of recent rollouts, and whose rollouts are scored by the source before advantages.
 """
 
 from __future__ import annotations
@@ -49,16 +53,23 @@ ALGORITHMS: dict[Backend, dict[AlgoName, str]] = {
         "ddpg": "stable_baselines3:DDPG",
         "tqc": "sb3_contrib:TQC",
         "crossq": "sb3_contrib:CrossQ",
+        "ppo": "pebble.on_policy:PrefPPO",
     },
     "jax": {"sac": "sbx:SAC", "td3": "sbx:TD3", "ddpg": "sbx:DDPG", "tqc": "sbx:TQC", "crossq": "sbx:CrossQ"},
 }
+
+#: On-policy algorithms: no replay buffer, no seed steps of random actions.
+ON_POLICY: tuple[AlgoName, ...] = ("ppo",)
 
 #: What to install for each backend, for the error when its library is missing.
 _PACKAGES: dict[str, str] = {"sb3_contrib": "sb3-contrib", "sbx": "sbx-rl"}
 
 
-def algorithm_class(backend: Backend, algo: AlgoName) -> type[OffPolicyAlgorithm]:
+def algorithm_class(backend: Backend, algo: AlgoName) -> type[BaseAlgorithm]:
     """The algorithm class of ``algo`` on ``backend`` (a ConfigError if its library is missing)."""
+    if algo not in ALGORITHMS[backend]:
+        others = [b for b in ALGORITHMS if algo in ALGORITHMS[b]]
+        raise ConfigError(f"--algo {algo} runs on --backend {' or '.join(others)} only, not {backend}")
     module, name = ALGORITHMS[backend][algo].split(":")
     try:
         return getattr(importlib.import_module(module), name)
@@ -123,16 +134,14 @@ class Learner(ABC):
             raise ValueError(f"{type(self).__name__} keeps no random state of its own, got {sorted(state)}")
 
 
-class OffPolicyLearner(Learner):
-    """An SB3 off-policy algorithm whose replay buffer is a :class:`PreferenceReplayBuffer`."""
+class BufferLearner(Learner):
+    """An SB3 algorithm whose transitions are kept in a :class:`PreferenceReplayBuffer`."""
 
-    model: OffPolicyAlgorithm
-
-    def __init__(self, model: OffPolicyAlgorithm, timings: Timings | None = None) -> None:
-        if not isinstance(model.replay_buffer, PreferenceReplayBuffer):
+    def __init__(self, model: BaseAlgorithm, buffer: PreferenceReplayBuffer, timings: Timings | None = None) -> None:
+        if not isinstance(buffer, PreferenceReplayBuffer):
             raise TypeError("the algorithm's replay buffer must be a PreferenceReplayBuffer")
         self.model = model
-        self.buffer: PreferenceReplayBuffer = model.replay_buffer
+        self.buffer: PreferenceReplayBuffer = buffer
         self.timings = timings if timings is not None else Timings()
 
     def use_reward(self, source: RewardSource, relabel: bool = True) -> None:
@@ -167,6 +176,15 @@ class OffPolicyLearner(Learner):
         self.model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
         self.buffer.start_new_episodes()
 
+
+class OffPolicyLearner(BufferLearner):
+    """An SB3 off-policy algorithm whose replay buffer is a :class:`PreferenceReplayBuffer`."""
+
+    model: OffPolicyAlgorithm
+
+    def __init__(self, model: OffPolicyAlgorithm, timings: Timings | None = None) -> None:
+        super().__init__(model, model.replay_buffer, timings)  # type: ignore[arg-type]
+
     #: SBX's JAX keys: the algorithm's (updates) and the policy's (action noise). Loading a
     #: saved SBX algorithm reseeds the algorithm's key from the seed, so a checkpoint keeps them.
     _JAX_KEYS = (("model", "key"), ("policy", "key"), ("policy", "noise_key"))
@@ -197,6 +215,60 @@ class OffPolicyLearner(Learner):
             self.model.train(gradient_steps=extra_updates, batch_size=self.model.batch_size)
 
 
+class OnPolicyLearner(BufferLearner):
+    """PrefPPO: its buffer is the pool of recent rollouts, which the source scores before each
+    rollout's advantages (:mod:`pebble.on_policy`)."""
+
+    def __init__(self, model: Any, timings: Timings | None = None) -> None:
+        super().__init__(model, model.clip_pool, timings)
+
+    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int) -> None:
+        """Reset the value function (``critic``) and the policy (``actor``); PPO has no stored
+        data to run ``extra_updates`` on, so there are none."""
+        from pebble.on_policy import reset_policy, reset_value_function
+
+        if critic:
+            reset_value_function(self.model)  # type: ignore[arg-type]
+        if actor:
+            reset_policy(self.model)  # type: ignore[arg-type]
+
+
+def make_learner(model: BaseAlgorithm, timings: Timings | None = None) -> BufferLearner:
+    """The learner around a built or loaded algorithm."""
+    if isinstance(model, OffPolicyAlgorithm):
+        return OffPolicyLearner(model, timings)
+    return OnPolicyLearner(model, timings)
+
+
+def build_model(config: Config, env: Any, render_state_dim: int = 0) -> BaseAlgorithm:
+    """The configured algorithm, off-policy (:func:`build_off_policy`) or PrefPPO (:func:`build_on_policy`)."""
+    if config.algo.algo in ON_POLICY:
+        return build_on_policy(config, env, render_state_dim)
+    return build_off_policy(config, env, render_state_dim)
+
+
+def build_on_policy(config: Config, env: Any, render_state_dim: int = 0) -> BaseAlgorithm:
+    """PrefPPO with the configured learning rate, minibatch size, discount and layer sizes (policy
+    and value networks alike); its other settings (``n_steps``, ``n_epochs``, ``clip_range``,
+    ``gae_lambda``, ``ent_coef``...) are SB3's defaults unless ``--algo-kwargs`` sets them.
+    The clip pool holds ``rollout_pool`` rollouts."""
+    a = config.algo
+    algorithm = checked_algorithm(config)
+    n_steps = int(a.algo_kwargs.get("n_steps", constructor_parameters(algorithm)["n_steps"].default))
+    kwargs: dict[str, Any] = dict(
+        learning_rate=a.learning_rate,
+        batch_size=a.batch_size,
+        gamma=a.gamma,
+        policy_kwargs={"net_arch": {"pi": list(a.net_arch), "vf": list(a.net_arch)}},
+        clip_pool_size=a.rollout_pool * n_steps * env.num_envs,
+        render_state_dim=render_state_dim,
+        seed=config.seed,
+        device="cpu",
+        verbose=0,
+    )
+    return algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})
+
+
 def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> OffPolicyAlgorithm:
     """The algorithm with PEBBLE's replay buffer and the configured hyperparameters.
 
@@ -223,19 +295,32 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
     if a.algo in ("td3", "ddpg"):
         n_actions = env.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), 0.1 * np.ones(n_actions))
-    accepted = inspect.signature(algorithm).parameters
+    accepted = constructor_parameters(algorithm)
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     if "device" in accepted:
         kwargs["device"] = "cpu"
     return algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})
 
 
-def checked_algorithm(config: Config) -> type[OffPolicyAlgorithm]:
+def checked_algorithm(config: Config) -> type[Any]:
     """The configured algorithm class, once its library imports and it takes every
     ``--algo-kwargs`` name (a ConfigError otherwise, before a run folder is made)."""
     a = config.algo
     algorithm = algorithm_class(a.backend, a.algo)
-    unknown = sorted(set(a.algo_kwargs) - set(inspect.signature(algorithm).parameters))
+    unknown = sorted(set(a.algo_kwargs) - set(constructor_parameters(algorithm)))
     if unknown:
         raise ConfigError(f"--algo-kwargs: {algorithm.__name__} of {a.backend} takes no {', '.join(unknown)}")
     return algorithm
+
+
+def constructor_parameters(algorithm: type) -> dict[str, inspect.Parameter]:
+    """The keyword arguments ``algorithm`` takes, through the classes its ``**kwargs`` pass them to."""
+    parameters: dict[str, inspect.Parameter] = {}
+    for cls in algorithm.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        own = inspect.signature(cls).parameters
+        parameters = {**own, **parameters}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
+            break
+    return {name: p for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}

@@ -18,7 +18,7 @@ from typing import Any
 
 from pebble.config import PretrainConfig
 from pebble.learners import Learner
-from pebble.reward_sources import RewardSource, TrueReward
+from pebble.reward_sources import NoReward, RewardSource
 from pebble.state_entropy import StateEntropyReward
 from pebble.tensorboard import ScalarWriter
 
@@ -35,8 +35,10 @@ class Pretraining:
         return self.config.unsup_steps > 0
 
     def reward_source(self) -> RewardSource:
-        """What the learner trains on from the first update until the first feedback session."""
-        return self.entropy if self.enabled else TrueReward()
+        """What the learner trains on from the first update until the first feedback session:
+        nothing without pre-training (an off-policy learner makes no update before it; PrefPPO
+        may, if a rollout ends in the seed steps)."""
+        return self.entropy if self.enabled else NoReward()
 
     def finish(self, learner: Learner) -> None:
         """End pre-training: reset what the config says and run the extra updates."""

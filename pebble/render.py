@@ -1,9 +1,11 @@
 """Render clips offscreen with MuJoCo, encode them as browser-playable videos, log them to TensorBoard.
 
 A :class:`~teachers.contract.Clip` recorded with render states (``--teacher human`` or
-``--tb-videos``) carries the MuJoCo ``(qpos, qvel)`` before each step. Rendering sets the
-simulator to each state in turn (``mj_forward``, no physics step), so a clip can be drawn
-long after it was played, by a separate environment, in any thread.
+``--tb-videos``) carries the MuJoCo ``(qpos, qvel)`` before each step (for Meta-World also
+the episode's goal variation: :mod:`envs.sim`). Rendering sets the simulator to each state in
+turn (``mj_forward``, no physics step), so a clip can be drawn long after it was played, by a
+separate environment, in any thread. Gymnasium MuJoCo, DeepMind Control and Meta-World tasks
+are drawn alike.
 
 Offscreen rendering uses EGL (headless; Mesa's software renderer works without a GPU) and
 falls back to OSMesa. ``MUJOCO_GL`` chooses the backend when set by the user.
@@ -105,41 +107,50 @@ class ClipRenderer:
         gl_backend()
         import gymnasium as gym
 
+        from envs import families
         from envs.make import check_env_id
+        from envs.sim import simulator
 
         check_env_id(env_id)
+        size = (self.width, self.height)
         try:
-            self._env = gym.make(env_id, render_mode="rgb_array", width=self.width, height=self.height)
+            if families.family(env_id):
+                self._env = families.make(env_id, render=size)
+            else:
+                self._env = gym.make(env_id, render_mode="rgb_array", width=self.width, height=self.height)
         except Exception as exc:
             raise RenderError(f"cannot build {env_id!r} for rendering: {str(exc).splitlines()[0]}") from None
         self._env.reset(seed=0)
-        unwrapped: Any = self._env.unwrapped
-        if not hasattr(unwrapped, "data") or not hasattr(unwrapped, "model"):
+        sim = simulator(self._env)
+        if sim is None:
+            self._env.close()
             raise RenderError(f"{env_id!r} is not a MuJoCo environment: its clips cannot be rendered")
-        self._model = unwrapped.model
-        self._data = unwrapped.data
-        self.state_dim = int(self._model.nq + self._model.nv)
+        self._sim = sim
+        self.state_dim = sim.state_dim
+        if not shadows:
+            # Lights that cast no shadow: works for every renderer (DeepMind Control draws
+            # through dm_control's own, which exposes no scene flags).
+            sim.model.light_castshadow[:] = 0
         try:
             self._env.render()  # creates the viewer and its OpenGL context now, in this thread
         except Exception as exc:
             self._env.close()
             raise RenderError(f"cannot render {env_id!r} offscreen ({gl_backend()}): {exc}") from None
-        self._viewer = unwrapped.mujoco_renderer.viewer
-        if not shadows:
+        # Gymnasium's MujocoRenderer (Gymnasium tasks, Meta-World); dm_control makes its
+        # context current on every render itself.
+        renderer = getattr(self._env.unwrapped, "mujoco_renderer", None)
+        self._viewer = getattr(renderer, "viewer", None)
+        if not shadows and self._viewer is not None:
             import mujoco
 
             self._viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
 
     def frame(self, state: np.ndarray) -> np.ndarray:
-        """One (height, width, 3) uint8 image of the simulator in ``state`` = (qpos, qvel)."""
-        import mujoco
-
-        nq = self._model.nq
-        self._data.qpos[:] = state[:nq]
-        self._data.qvel[:] = state[nq : self.state_dim]
-        mujoco.mj_forward(self._model, self._data)
-        # Another renderer made in this thread may have taken the current context.
-        self._viewer.make_context_current()
+        """One (height, width, 3) uint8 image of the simulator in ``state`` (:mod:`envs.sim`)."""
+        self._sim.set_state(np.asarray(state, np.float64))
+        if self._viewer is not None:
+            # Another renderer made in this thread may have taken the current context.
+            self._viewer.make_context_current()
         image = self._env.render()
         if image is None:  # pragma: no cover - render_mode is rgb_array
             raise RenderError(f"{self.env_id!r} rendered nothing")
@@ -159,7 +170,7 @@ class ClipRenderer:
         states = np.asarray(states, dtype=np.float64)
         if states.ndim != 2 or states.shape[1] < self.state_dim:
             raise RenderError(
-                f"render states of shape {states.shape} do not fit {self.env_id!r} (qpos + qvel = {self.state_dim})"
+                f"render states of shape {states.shape} do not fit {self.env_id!r} (state size {self.state_dim})"
             )
         mask = np.asarray(clip.mask, dtype=bool)
         out = np.empty((len(states), self.height, self.width, 3), np.uint8)

@@ -3,8 +3,9 @@
 A source gives each stored transition its reward (:meth:`RewardSource.score`) and may
 replace the rewards of a sampled minibatch (:meth:`RewardSource.minibatch_rewards`):
 
-* :class:`TrueReward`: the environment's reward (the plain-RL baseline, the seed steps, and
-  the perfect-reward diagnostic, ``bench/diagnostics/oracle_reward.py``);
+* :class:`TrueReward`: the environment's reward (the plain-RL baseline and the perfect-reward
+  diagnostic, ``bench/diagnostics/oracle_reward.py``);
+* :class:`NoReward`: zero, for updates before the first feedback session without pre-training;
 * :class:`LearnedReward`: the reward model's mean r_hat(s, a, s') (PEBBLE after pre-training);
   scoring is batched, since one model call costs about as much for 30 rows as for one;
 * :class:`pebble.state_entropy.StateEntropyReward`: the k-NN state-entropy reward of each
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -54,6 +56,17 @@ class RewardSource:
 
 class TrueReward(RewardSource):
     """The environment's reward."""
+
+
+class NoReward(RewardSource):
+    """No reward at all: what a learner that updates before the first feedback session trains on
+    when there is no pre-training (a PrefPPO rollout that ends in the seed steps), so that the
+    true reward never reaches it. Rows keep the environment's reward for the teacher."""
+
+    name = "no reward"
+
+    def minibatch_rewards(self, next_obs: Tensor, stored_obs: np.ndarray) -> Tensor | None:
+        return torch.zeros(len(next_obs), dtype=next_obs.dtype)
 
 
 class LearnedReward(RewardSource):

@@ -76,7 +76,16 @@ class SweepSpec:
 
 
 def apply_settings(config: Config, settings: dict[str, Any], where: str) -> Config:
-    """A copy of ``config`` with ``settings`` (leaf names, or nested config-file sections) applied."""
+    """A copy of ``config`` with ``settings`` (leaf names, or nested config-file sections) applied;
+    ``preset = "NAME"`` lays a preset (:mod:`pebble.presets`) over ``config`` first."""
+    settings = dict(settings)
+    if "preset" in settings:
+        from pebble.presets import preset_config
+
+        try:
+            config = preset_config(str(settings.pop("preset")), config)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     nested = {k: v for k, v in settings.items() if k in SECTIONS and isinstance(v, dict)}
     flat = {k: v for k, v in settings.items() if k not in nested}
     if "seed" in flat:

@@ -8,18 +8,24 @@ import pytest
 
 from envs.make import make_vec_env
 from pebble.config import ALGO_NAMES, BACKENDS, Config, ConfigError
-from pebble.learners import ALGORITHMS, OffPolicyLearner, algorithm_class, build_off_policy
+from pebble.learners import ALGORITHMS, ON_POLICY, OffPolicyLearner, algorithm_class, build_off_policy
 from pebble.resets import is_jax
 from pebble.reward_sources import RewardSource, TrueReward
+
+OFF_POLICY = [name for name in ALGO_NAMES if name not in ON_POLICY]
 
 
 def test_every_algorithm_name_has_its_class_on_both_backends() -> None:
     assert set(ALGORITHMS) == set(BACKENDS)
+    assert set(ALGORITHMS["torch"]) == set(ALGO_NAMES)
     for backend in BACKENDS:
-        assert set(ALGORITHMS[backend]) == set(ALGO_NAMES)
-        for algo in ALGO_NAMES:
+        assert set(ALGORITHMS[backend]) >= set(OFF_POLICY)  # PrefPPO is torch only
+        for algo in OFF_POLICY:
             cls = algorithm_class(backend, algo)  # type: ignore[arg-type]
             assert cls.__name__.lower() == algo and cls.__module__.startswith("sbx" if backend == "jax" else "s")
+    assert algorithm_class("torch", "ppo").__name__ == "PrefPPO"
+    with pytest.raises(ConfigError, match="--algo ppo runs on --backend torch only, not jax"):
+        algorithm_class("jax", "ppo")
 
 
 def test_algorithm_keyword_arguments_are_checked_against_the_class() -> None:
@@ -46,7 +52,7 @@ def critic_weights(model) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("algo", ALGO_NAMES)
+@pytest.mark.parametrize("algo", OFF_POLICY)
 def test_an_off_policy_learner_relabels_its_buffer_and_ends_pre_training(algo: str, backend: str) -> None:
     config = Config(env="InvertedPendulum-v5", seed=0)
     config.algo.algo, config.algo.net_arch, config.algo.batch_size = algo, [16], 32  # type: ignore[assignment]

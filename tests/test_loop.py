@@ -9,7 +9,7 @@ import torch
 from pebble import PebbleAgent
 from pebble.config import PretrainConfig
 from pebble.pretraining import Pretraining
-from pebble.reward_sources import LearnedReward, TrueReward
+from pebble.reward_sources import LearnedReward, NoReward
 from pebble.state_entropy import StateEntropyReward
 
 TINY = dict(
@@ -64,7 +64,8 @@ def test_once_the_budget_is_spent_the_reward_model_is_frozen() -> None:
 
 
 def test_pre_training_offers_its_reward_and_ends_with_the_configured_resets() -> None:
-    assert isinstance(Pretraining(PretrainConfig(unsup_steps=0)).reward_source(), TrueReward)
+    # without pre-training, nothing: an update before the first session must not see the true reward
+    assert isinstance(Pretraining(PretrainConfig(unsup_steps=0)).reward_source(), NoReward)
     phase = Pretraining(PretrainConfig(unsup_steps=10, knn_k=3, reset_actor=True, extra_updates=7))
     assert isinstance(phase.reward_source(), StateEntropyReward) and phase.entropy.k == 3
 
