@@ -117,10 +117,9 @@ class PrefPPO(PPO):
             pool.score_pending()
             rewards = pool.rewards[rows]
         else:  # a reward computed against the stored states (pre-training), or none
-            dim = pool.obs_shape[0]
-            stored = pool.observations[: pool.size()].reshape(-1, dim)
-            batch = source.minibatch_rewards(torch.as_tensor(pool.next_observations[rows].reshape(-1, dim)).float(),
-                                             stored)  # fmt: skip
+            stored, _, _ = pool.stored_inputs()
+            next_obs = torch.as_tensor(pool.next_observations[rows].reshape(-1, stored.shape[1])).float()
+            batch = source.minibatch_rewards(next_obs, stored)
             if batch is None:
                 return  # the stored rewards are the ones to train on (the true reward baseline)
             rewards = batch.detach().cpu().numpy().reshape(true.shape)

@@ -4,16 +4,14 @@ the clip pool holds the recent rollouts; resets; exact resume; it learns."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from cli_runs import pebble
 from stable_baselines3.common.callbacks import BaseCallback
 
 from envs.make import make_vec_env
@@ -139,20 +137,13 @@ RUN = [
 ]  # fmt: skip
 
 
-def _pebble(args: list[str], crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PEBBLE_CRASH_AT"}
-    if crash_at:
-        env["PEBBLE_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-m", "pebble.cli", *args], capture_output=True, text=True, env=env)
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_the_uninterrupted_ppo_run(tmp_path: Path) -> None:
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
-    assert _pebble(["train", *RUN, "--run-dir", str(reference)]).returncode == 0
-    killed = _pebble(["train", *RUN, "--run-dir", str(crashed)], crash_at="learned_step:1300")
+    assert pebble(["train", *RUN, "--run-dir", str(reference)]).returncode == 0
+    killed = pebble(["train", *RUN, "--run-dir", str(crashed)], crash_at="learned_step:1300")
     assert killed.returncode == -signal.SIGKILL
-    resumed = _pebble(["resume", str(crashed)])
+    resumed = pebble(["resume", str(crashed)])
     assert resumed.returncode == 0, resumed.stderr
     weights = [torch.load(d / "reward_model.pt", weights_only=False)["ensemble"] for d in (reference, crashed)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_runs import pebble
 
 from pebble import checkpoint
 from pebble.cli import main
@@ -26,13 +27,6 @@ RUN = [
     "--eval-episodes", "2", "--log-interval", "0", "--net-arch", "32", "--reward-hidden", "32",
     "--batch-size", "64", "--threads", "1", "--checkpoint-freq", "250",
 ]  # fmt: skip
-
-
-def pebble(args: list[str], crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PEBBLE_CRASH_AT"}
-    if crash_at:
-        env["PEBBLE_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-m", "pebble.cli", *args], capture_output=True, text=True, env=env)
 
 
 def labels(run_dir: Path) -> list[tuple]:
