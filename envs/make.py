@@ -183,6 +183,17 @@ def recorded_state_dim(vec_env: VecEnv) -> int:
         return 0
 
 
+def position_entries(vec_env: VecEnv) -> int | None:
+    """How many leading observation entries are joint positions: ``qpos`` of a Gymnasium MuJoCo
+    task's ``observation_structure`` (v5 tasks put them first), None when the task does not say."""
+    try:
+        structure = vec_env.env_method("get_wrapper_attr", "observation_structure", indices=[0])[0]
+    except AttributeError:
+        return None
+    positions = structure.get("qpos") if isinstance(structure, dict) else None
+    return int(positions) if positions else None
+
+
 def episode_limit(env: gym.Env | VecEnv) -> int | None:
     """The TimeLimit of an environment (steps), or None when it has none."""
     spec = env.get_attr("spec")[0] if isinstance(env, VecEnv) else env.spec

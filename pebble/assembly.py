@@ -20,7 +20,7 @@ from stable_baselines3.common.logger import TensorBoardOutputFormat, configure
 from stable_baselines3.common.vec_env import VecEnv
 from torch.utils.tensorboard import SummaryWriter
 
-from envs.make import episode_limit, eval_env_of, make_vec_env, recorded_state_dim, vec_env_of
+from envs.make import episode_limit, eval_env_of, make_vec_env, position_entries, recorded_state_dim, vec_env_of
 from pebble import checkpoint
 from pebble import config as config_mod
 from pebble import run_dir as run_folder
@@ -37,6 +37,7 @@ from pebble.query_selection import make_selector
 from pebble.reward_learning import RewardLearner
 from pebble.reward_model import RewardModel
 from pebble.reward_sources import RewardSource, TrueReward
+from pebble.temperature import set_temperature_lr
 from pebble.tensorboard import NullWriter, open_writer
 from pebble.threads import limit_threads
 from pebble.timing import Timings
@@ -101,6 +102,11 @@ def environments(config: Config, env: gym.Env | None, record_states: bool) -> tu
     else:
         train_env, eval_env = vec_env_of(env, config.seed, record_states), eval_env_of(env, config.seed + 10_000)
     limit = episode_limit(train_env)
+    if config.pretrain.knn_features == "positions" and position_entries(train_env) is None:
+        raise ConfigError(
+            f"--knn-features positions: {config.env} does not say which observation entries are positions "
+            "(Gymnasium MuJoCo v5 tasks do); use raw or standardized"
+        )
     if not config.true_reward and limit is not None and config.feedback.segment_length > limit:
         raise ConfigError(
             f"--segment-length {config.feedback.segment_length} is longer than "
@@ -237,6 +243,7 @@ def assemble(
     _prepare_folder(config, run_dir, overwrite, existing, state is not None)
     if checkpoint_path is not None:  # then state is not None
         model: Any = checkpoint.load_model(checkpoint_path, algorithm, train_env)
+        set_temperature_lr(model, config.algo.ent_coef_lr)  # SB3 loads the temperature's Adam at its own rule
     else:
         model = build_model(config, train_env, recorded_state_dim(train_env))
     timings = Timings()
@@ -267,7 +274,7 @@ def _roles(
         fb, labelled = config.feedback, dataset
         selector = make_selector(fb.query_scheme, reward_model.clip_scores, labelled.state_features, fb.oversample)
     writer = _logging(run_dir, model, config, purge)
-    pretraining = Pretraining(config.pretrain)
+    pretraining = Pretraining(config.pretrain, position_entries(env))
     episodes = EpisodeTracker(learner, writer, config.log.correlation_rows)
     loop = PebbleLoop(config, learner, pretraining, episodes, feedback, reward_learner, selector, query_rng, writer,
                       timings, print_fn, fixed_reward)  # fmt: skip

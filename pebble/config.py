@@ -28,6 +28,10 @@ QUERY_SCHEMES: tuple[str, ...] = typing.get_args(QueryScheme)
 ALGO_NAMES: tuple[str, ...] = typing.get_args(AlgoName)
 BACKENDS: tuple[str, ...] = typing.get_args(Backend)
 SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
+KNN_FEATURES: tuple[str, ...] = ("raw", "standardized", "positions")
+INTRINSIC_REWARDS: tuple[str, ...] = ("reference", "apt")
+#: The algorithms with a learned entropy temperature (``init_ent_coef``, ``ent_coef_lr``, ``reset_temperature``).
+TEMPERATURE_ALGOS: tuple[str, ...] = ("sac", "tqc", "crossq")
 
 
 class ConfigError(ValueError):
@@ -65,6 +69,14 @@ class AlgoConfig:
     train_freq: int = opt(1, "Environment steps between RL updates.")
     gradient_steps: int = opt(1, "RL gradient steps per update.")
     net_arch: list[int] = opt([256, 256], "Hidden layer sizes of actor and critic (PPO: policy and value networks).")
+    init_ent_coef: float = opt(
+        1.0,
+        "Initial entropy coefficient (temperature) of the algorithms that learn one (sac, tqc, crossq), for "
+        "every run, pre-trained or not (SB3: 1.0; the reference: 0.1). --reset-temperature restores it.",
+    )
+    ent_coef_lr: float = opt(
+        0.0, "Adam learning rate of that temperature (0: --learning-rate, SB3's rule; the reference: 1e-4)."
+    )
     rollout_pool: int = opt(
         8,
         "--algo ppo: recent rollouts kept as the pool query clips are drawn from (PPO keeps no replay buffer).",
@@ -84,12 +96,32 @@ class PretrainConfig:
         "on 100k-step HalfCheetah runs it cost more than it gave, see docs/performance.md).",
     )
     knn_k: int = opt(5, "k of the k-nearest-neighbour state-entropy estimate.")
+    knn_features: Literal["raw", "standardized", "positions"] = opt(
+        "raw",
+        "What the k-NN distance is measured on: raw observations (the reference); standardized (each entry "
+        "divided by its std over the seed steps); positions (the joint positions of a Gymnasium MuJoCo task).",
+    )
+    intrinsic_reward: Literal["reference", "apt"] = opt(
+        "reference",
+        "Form of the state-entropy reward: reference (distance to the k-th neighbour / its running std) or "
+        "apt (log(1 + mean distance to the k neighbours / its running mean), APT's).",
+    )
     extra_updates: int = opt(100, "RL updates on the relabelled buffer right after the first feedback session.")
     reset_critic: bool = opt(True, "Reset critic, target critic and critic optimiser after pre-training.")
     reset_actor: bool = opt(
         False,
-        "Also reset the actor, its optimiser and SAC's temperature after pre-training: RL on the learned "
-        "reward starts afresh, the pre-training only supplies diverse states (reference: keep the actor).",
+        "Also reset the actor and its optimiser after pre-training: RL on the learned reward starts afresh, "
+        "the pre-training only supplies diverse states (reference: keep the actor).",
+    )
+    reset_temperature: bool = opt(
+        False,
+        "Also restore the entropy temperature to --init-ent-coef after pre-training, with a fresh optimiser "
+        "(reference: keep it).",
+    )
+    warm_start_epochs: int = opt(
+        0,
+        "RIME's warm start: epochs of regression of the reward model onto the intrinsic reward of the stored "
+        "transitions when pre-training ends, before the first labels (0: none). Pair with --no-reset-critic.",
     )
 
 
@@ -239,6 +271,8 @@ class Config:
             "seed_steps": self.pretrain.seed_steps,
             "unsup_steps": self.pretrain.unsup_steps,
             "extra_updates": self.pretrain.extra_updates,
+            "warm_start_epochs": self.pretrain.warm_start_epochs,
+            "ent_coef_lr": self.algo.ent_coef_lr,
             "reward_weight_decay": self.reward.reward_weight_decay,
             "queries_per_session": self.feedback.queries_per_session,
             "query_window": self.feedback.query_window,
@@ -251,7 +285,9 @@ class Config:
         for name, amount in non_negative.items():
             if amount < 0:
                 raise ConfigError(f"--{flag(name)} must be >= 0, got {amount}")
-        for name, rate in (("learning_rate", self.algo.learning_rate), ("reward_lr", self.reward.reward_lr)):
+        rates = (("learning_rate", self.algo.learning_rate), ("reward_lr", self.reward.reward_lr),
+                 ("init_ent_coef", self.algo.init_ent_coef))  # fmt: skip
+        for name, rate in rates:
             if not rate > 0:
                 raise ConfigError(f"--{flag(name)} must be positive, got {rate}")
         if any(h <= 0 for h in self.algo.net_arch + self.reward.reward_hidden):
@@ -268,6 +304,26 @@ class Config:
             raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGO_NAMES)}")
         if self.algo.backend not in BACKENDS:
             raise ConfigError(f"unknown --backend {self.algo.backend!r}; choose one of {', '.join(BACKENDS)}")
+        for name, value, choices in (
+            ("knn_features", self.pretrain.knn_features, KNN_FEATURES),
+            ("intrinsic_reward", self.pretrain.intrinsic_reward, INTRINSIC_REWARDS),
+        ):
+            if value not in choices:
+                raise ConfigError(f"unknown --{flag(name)} {value!r}; choose one of {', '.join(choices)}")
+        self._check_temperature()
+
+    def _check_temperature(self) -> None:
+        """The temperature settings need an algorithm that learns one, and ``algo_kwargs`` must not set it twice."""
+        a, defaults = self.algo, AlgoConfig()
+        changed = [name for name in ("init_ent_coef", "ent_coef_lr") if getattr(a, name) != getattr(defaults, name)]
+        changed += ["reset_temperature"] if self.pretrain.reset_temperature else []
+        if changed and a.algo not in TEMPERATURE_ALGOS:
+            raise ConfigError(
+                f"--{flag(changed[0])}: --algo {a.algo} learns no entropy temperature "
+                f"(only {', '.join(TEMPERATURE_ALGOS)} do)"
+            )
+        if "ent_coef" in a.algo_kwargs and any(name != "reset_temperature" for name in changed):
+            raise ConfigError("--algo-kwargs ent_coef and --init-ent-coef/--ent-coef-lr set the temperature twice")
         if self.feedback.schedule not in SCHEDULES:
             raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 

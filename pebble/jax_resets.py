@@ -31,16 +31,11 @@ def reset_critic(model: Any) -> None:
 
 
 def reset_actor(model: Any) -> None:
-    """Fresh actor parameters (and target, TD3/DDPG) and optimiser state; for an algorithm
-    with a learned entropy temperature, also its initial value and a fresh optimiser."""
+    """Fresh actor parameters (and target, TD3/DDPG) and optimiser state (the temperature is
+    :func:`pebble.temperature.reset_temperature`'s)."""
     policy = model.policy
     fresh = _fresh_policy(model)
     policy.actor_state = _renewed(policy.actor_state, fresh.actor_state)
-    ent_coef_state = getattr(model, "ent_coef_state", None)
-    if ent_coef_state is not None:  # SAC, TQC, CrossQ (a constant coefficient has a dummy parameter)
-        model.key, key = jax.random.split(model.key)
-        params = model.ent_coef.init(key)["params"]
-        model.ent_coef_state = ent_coef_state.replace(step=0, params=params, opt_state=ent_coef_state.tx.init(params))
 
 
 def _fresh_policy(model: Any) -> Any:

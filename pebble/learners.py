@@ -41,6 +41,7 @@ from pebble.clips import BufferClipPool, ClipPool
 from pebble.config import AlgoName, Backend, Config, ConfigError
 from pebble.resets import is_jax, reset_actor, reset_critic
 from pebble.reward_sources import RewardSource
+from pebble.temperature import reset_temperature, set_temperature_lr
 from pebble.timing import Timings
 
 #: Where the class behind each ``--backend`` and ``--algo`` lives (names:
@@ -120,8 +121,8 @@ class Learner(ABC):
         """Start new episodes (a resume that could not restore the environments)."""
 
     @abstractmethod
-    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int) -> None:
-        """Reset networks and run ``extra_updates`` updates on the relabelled data."""
+    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int, temperature: bool = False) -> None:
+        """Reset networks (and the entropy temperature) and run ``extra_updates`` updates on the relabelled data."""
 
     def rng_state(self) -> dict[str, Any]:
         """Random state the learner keeps outside Python's, NumPy's and torch's global RNGs
@@ -206,11 +207,13 @@ class OffPolicyLearner(BufferLearner):
             owner, name = where.split(".")
             setattr(owners[owner], name, jnp.asarray(value))
 
-    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int) -> None:
+    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int, temperature: bool = False) -> None:
         if critic:
             reset_critic(self.model)
         if actor:
             reset_actor(self.model)
+        if temperature:
+            reset_temperature(self.model)
         if extra_updates and self.buffer.size() > 0:
             self.model.train(gradient_steps=extra_updates, batch_size=self.model.batch_size)
 
@@ -222,9 +225,9 @@ class OnPolicyLearner(BufferLearner):
     def __init__(self, model: Any, timings: Timings | None = None) -> None:
         super().__init__(model, model.clip_pool, timings)
 
-    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int) -> None:
+    def end_pretraining(self, critic: bool, actor: bool, extra_updates: int, temperature: bool = False) -> None:
         """Reset the value function (``critic``) and the policy (``actor``); PPO has no stored
-        data to run ``extra_updates`` on, so there are none."""
+        data to run ``extra_updates`` on, so there are none, and no learned temperature."""
         from pebble.on_policy import reset_policy, reset_value_function
 
         if critic:
@@ -273,7 +276,8 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
     """The algorithm with PEBBLE's replay buffer and the configured hyperparameters.
 
     A setting the algorithm has no use for is not passed (CrossQ has no target network, so
-    no ``tau``); ``--algo-kwargs`` are passed last and win.
+    no ``tau``; TD3 no temperature); ``--algo-kwargs`` are passed last and win. The learned
+    temperature starts at ``init_ent_coef`` and learns at ``ent_coef_lr``.
     """
     a = config.algo
     algorithm = checked_algorithm(config)
@@ -289,6 +293,7 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
         replay_buffer_class=PreferenceReplayBuffer,
         replay_buffer_kwargs={"render_state_dim": render_state_dim},
         policy_kwargs={"net_arch": list(a.net_arch)},
+        ent_coef=f"auto_{a.init_ent_coef}",
         seed=config.seed,
         verbose=0,
     )
@@ -299,7 +304,9 @@ def build_off_policy(config: Config, env: Any, render_state_dim: int = 0) -> Off
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     if "device" in accepted:
         kwargs["device"] = "cpu"
-    return algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})
+    model = algorithm("MlpPolicy", env, **{**kwargs, **a.algo_kwargs})
+    set_temperature_lr(model, a.ent_coef_lr)
+    return model
 
 
 def checked_algorithm(config: Config) -> type[Any]:

@@ -111,6 +111,8 @@ class PebbleLoop(BaseCallback):
             h = self.cfg.human
             log_query_videos(self.writer, self.cfg.env, queries, answers, self.num_timesteps, h.render_width,
                              h.render_height, h.render_fps)  # fmt: skip
+        if first and self.pretraining.warm_start_epochs:
+            self.warm_start()
         fit = self.reward_learner.fit(before.labels, self.learner.stored_inputs())
         self.learner.use_reward(self.reward_learner.reward_source())
         step, correlation = self.num_timesteps, reward_correlation(self.learner, self.cfg.log.correlation_rows)
@@ -118,6 +120,19 @@ class PebbleLoop(BaseCallback):
         scheme = "uniform" if first else fb.query_scheme
         self.print(session_line(step, size, scheme, counts, before, len(self.feedback.dataset),
                                 len(self.feedback.pending), fit, fb.max_feedback))  # fmt: skip
+
+    def warm_start(self) -> None:
+        """RIME's warm start of the reward model on the intrinsic reward of everything stored."""
+        assert self.reward_learner is not None
+        inputs = self.learner.stored_inputs()
+        intrinsic = self.pretraining.intrinsic_rewards(inputs[0], inputs[2])
+        epochs = self.pretraining.warm_start_epochs
+        before, after = self.reward_learner.warm_start(inputs, intrinsic, epochs)
+        step = self.num_timesteps
+        self.writer.add_scalar("pretrain/warm_start_mse_before", before, step)
+        self.writer.add_scalar("pretrain/warm_start_mse", after, step)
+        self.print(f"step {step}: reward model warm-started on {len(intrinsic)} intrinsic rewards "
+                   f"({epochs} epochs): MSE {before:.3f} -> {after:.3f}")  # fmt: skip
 
     def describe(self, step: int) -> list[str]:
         """The phase's part of a progress line; logs its diagnostics (``pretrain/*`` or the correlation)."""

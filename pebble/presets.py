@@ -55,7 +55,8 @@ PRESETS: dict[str, Preset] = {
                 "net_arch": [1024, 1024],
                 "learning_rate": 5e-4,
                 "tau": 0.005,
-                "algo_kwargs": {"ent_coef": "auto_0.1"},
+                "init_ent_coef": 0.1,
+                "ent_coef_lr": 1e-4,
             },  # fmt: skip
             "pretrain": {"seed_steps": 1000, "unsup_steps": 9000, "knn_k": 5, "extra_updates": 100},
             "reward": {**_REFERENCE_REWARD, "reward_epochs": 50},
@@ -79,7 +80,8 @@ PRESETS: dict[str, Preset] = {
                 "net_arch": [256, 256, 256],
                 "learning_rate": 3e-4,
                 "tau": 0.005,
-                "algo_kwargs": {"ent_coef": "auto_0.1"},
+                "init_ent_coef": 0.1,
+                "ent_coef_lr": 1e-4,
             },  # fmt: skip
             "pretrain": {"seed_steps": 1000, "unsup_steps": 9000, "knn_k": 5, "extra_updates": 100},
             "reward": {**_REFERENCE_REWARD, "reward_epochs": 10},

@@ -7,28 +7,39 @@ feedback session has relabelled the buffer with the learned reward, pre-training
 
 * the critic is reset (new critic, new target, new optimiser): its Q-values estimate a
   reward that is no longer optimised; the actor and SAC's temperature are kept, so the
-  exploration carries over (``--reset-actor`` starts the policy afresh too);
+  exploration carries over (``--reset-actor`` starts the policy afresh too,
+  ``--reset-temperature`` the temperature);
 * ``extra_updates`` RL updates run on the relabelled buffer before the next env step
   (the reference runs 100).
+
+RIME's warm start (``--warm-start-epochs``) instead makes the reward model regress the
+intrinsic reward of the stored transitions before it sees the first labels, so that the
+learned reward starts where the critic's Q-values were trained and the critic can be kept
+(``--no-reset-critic``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import torch
+
 from pebble.config import PretrainConfig
 from pebble.learners import Learner
 from pebble.reward_sources import NoReward, RewardSource
-from pebble.state_entropy import StateEntropyReward
+from pebble.state_entropy import KnnFeatures, StateEntropyReward
 from pebble.tensorboard import ScalarWriter
 
 
 class Pretraining:
     """The pre-training phase: its reward source, its end, its TensorBoard tags."""
 
-    def __init__(self, config: PretrainConfig) -> None:
+    def __init__(self, config: PretrainConfig, positions: int | None = None) -> None:
+        """``positions``: how many leading observation entries are joint positions (``--knn-features positions``)."""
         self.config = config
-        self.entropy = StateEntropyReward(config.knn_k)
+        features = KnnFeatures(config.knn_features, positions)
+        self.entropy = StateEntropyReward(config.knn_k, features, config.intrinsic_reward)
 
     @property
     def enabled(self) -> bool:
@@ -43,7 +54,19 @@ class Pretraining:
     def finish(self, learner: Learner) -> None:
         """End pre-training: reset what the config says and run the extra updates."""
         c = self.config
-        learner.end_pretraining(critic=c.reset_critic, actor=c.reset_actor, extra_updates=c.extra_updates)
+        learner.end_pretraining(critic=c.reset_critic, actor=c.reset_actor, extra_updates=c.extra_updates,
+                                temperature=c.reset_temperature)  # fmt: skip
+
+    @property
+    def warm_start_epochs(self) -> int:
+        """Epochs of the reward model's warm start when pre-training ends (0: none, or no pre-training)."""
+        return self.config.warm_start_epochs if self.enabled else 0
+
+    def intrinsic_rewards(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """The intrinsic reward (N,) of N stored transitions, whose observations ``obs`` are the
+        k-NN reference, at the running statistics reached (which they leave unchanged)."""
+        reference = torch.as_tensor(obs).float()
+        return self.entropy(torch.as_tensor(next_obs).float(), reference, update=False).numpy()
 
     def log(self, writer: ScalarWriter, step: int) -> None:
         """``pretrain/*``: the k-NN distances and the intrinsic reward of the last minibatch."""

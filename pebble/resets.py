@@ -4,7 +4,8 @@ After pre-training on the intrinsic reward, the Q-function estimates a reward th
 longer optimised; PEBBLE resets it (critic, target critic and the critic's optimiser) and
 keeps the actor and, for SAC, the entropy temperature, whose exploration carries over.
 ``reset_actor`` also starts the policy afresh, for tasks where the pre-trained behaviour is
-a trap (docs/performance.md: on HalfCheetah it flips the cheetah onto its back).
+a trap (docs/performance.md: on HalfCheetah it flips the cheetah onto its back); the
+temperature has a reset of its own (:func:`pebble.temperature.reset_temperature`).
 
 The functions here reset torch networks (Stable-Baselines3, sb3-contrib) in place; an SBX
 (JAX) algorithm, whose networks are immutable train states, is handed to
@@ -13,7 +14,6 @@ The functions here reset torch networks (Stable-Baselines3, sb3-contrib) in plac
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -51,12 +51,11 @@ def reset_critic(model: OffPolicyAlgorithm) -> None:
 
 
 def reset_actor(model: OffPolicyAlgorithm) -> None:
-    """Re-initialise the actor (and its target, TD3/DDPG) in place with a fresh optimiser;
-    for SAC with a learned temperature, also restore the initial entropy coefficient.
+    """Re-initialise the actor (and its target, TD3/DDPG) in place with a fresh optimiser.
 
-    Together with :func:`reset_critic` the RL agent starts from scratch on a buffer that
-    keeps every pre-training transition. With a shared features extractor, resetting the
-    actor resets the extractor the critic uses too.
+    Together with :func:`reset_critic` and :func:`pebble.temperature.reset_temperature` the RL
+    agent starts from scratch on a buffer that keeps every pre-training transition. With a
+    shared features extractor, resetting the actor resets the extractor the critic uses too.
     """
     if is_jax(model):
         from pebble import jax_resets
@@ -70,14 +69,6 @@ def reset_actor(model: OffPolicyAlgorithm) -> None:
     if getattr(policy, "actor_target", None) is not None:
         policy.actor_target.load_state_dict(actor.state_dict())
     actor.optimizer = _fresh_optimizer(policy, actor.optimizer, list(actor.parameters()))
-    ent_coef = getattr(model, "ent_coef", None)
-    if isinstance(ent_coef, str) and ent_coef.startswith("auto"):  # SAC's learned temperature
-        initial = float(ent_coef.split("_")[1]) if "_" in ent_coef else 1.0  # SB3's rule
-        log_ent_coef: Any = model.log_ent_coef  # type: ignore[attr-defined]
-        with torch.no_grad():
-            log_ent_coef.fill_(math.log(initial))
-        lr = model.ent_coef_optimizer.param_groups[0]["lr"]  # type: ignore[attr-defined]
-        model.ent_coef_optimizer = torch.optim.Adam([log_ent_coef], lr=lr)  # type: ignore[attr-defined]
 
 
 def _fresh_optimizer(policy: Any, old: torch.optim.Optimizer, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -119,6 +119,35 @@ class RewardTrainer:
             ranked += (~equal).sum().item() / members
         return loss_sum, acc_sum, count, ranked
 
+    def regress(
+        self, inputs: tuple[np.ndarray, np.ndarray, np.ndarray], targets: np.ndarray, epochs: int,
+        rng: np.random.Generator,
+    ) -> tuple[float, float]:  # fmt: skip
+        """Fit every member's per-step reward to ``targets`` (N,) on N transitions ``inputs`` (obs,
+        actions, next obs) by mean squared error: ``epochs`` passes in minibatches of
+        ``reward_batch_size`` rows, each member with its own shuffle (RIME's warm start).
+        Returns the ensemble's MSE (members averaged) before and after."""
+        model = self.model
+        x = model.transition_inputs(*inputs)
+        y = torch.as_tensor(targets, dtype=torch.float32)
+        before = self._mse(x, y)
+        n, batch = len(y), model.config.reward_batch_size
+        model.ensemble.train()
+        for _ in range(epochs):
+            perms = torch.as_tensor(np.stack([rng.permutation(n) for _ in range(model.members)]))
+            for start in range(0, n, batch):
+                index = perms[:, start : start + batch]  # (M, b): member m's rows
+                loss = ((model.ensemble(x[index]) - y[index]) ** 2).mean(1).sum()
+                model.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                model.optimizer.step()
+        model.ensemble.eval()
+        return before, self._mse(x, y)
+
+    def _mse(self, x: Tensor, y: Tensor) -> float:
+        with torch.inference_mode():
+            return float(((self.model.ensemble(x) - y) ** 2).mean())
+
     def evaluate(self, data: PreferenceDataset, start: int = 0) -> Evaluation:
         """Loss, pairwise accuracy (over non-equal labels) and return correlation on labels ``start:``."""
         if len(data) <= start:
@@ -204,6 +233,25 @@ class RewardLearner:
         with self.timings.measure("reward_training"):
             stats = self.trainer.train(self.dataset, self.rng)
         return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation, self.model.active_name)
+
+    def warm_start(
+        self, stored_inputs: tuple[np.ndarray, np.ndarray, np.ndarray], intrinsic: np.ndarray, epochs: int
+    ) -> tuple[float, float]:
+        """RIME's warm start: regress the reward model onto the intrinsic reward (N,) of the stored
+        transitions for ``epochs`` epochs, before any label (input statistics are fixed first, as
+        :meth:`fit` would). A tanh output cannot reach rewards above 1, so there the targets are
+        divided by their largest magnitude. Returns the MSE before and after."""
+        if self.model.needs_input_normalization:
+            self.model.fit_input_normalization(*stored_inputs)
+        targets = intrinsic.astype(np.float32)
+        if self.model.config.reward_output == "tanh" and len(targets) and np.abs(targets).max() > 1:
+            targets = targets / np.abs(targets).max()
+        results = []
+        with self.timings.measure("reward_training"):
+            for index in range(len(self.model.candidates)):  # every candidate (--reward-action-inputs auto)
+                with self.model.using(index):
+                    results.append(self.trainer.regress(stored_inputs, targets, epochs, self.rng))
+        return results[self.model.active]
 
     def reward_source(self) -> RewardSource:
         """The reward the RL learner trains on: the ensemble's mean (RUNE would add its std)."""

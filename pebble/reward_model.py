@@ -230,6 +230,10 @@ class RewardModel:
         x = torch.cat(parts, dim=-1).reshape(m, b * k * h, -1)
         return (self.ensemble(x).reshape(m, b, k, h) * mask).sum(-1)
 
+    def transition_inputs(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None = None) -> Tensor:
+        """The network inputs (N, in) of N transitions, before standardisation (which the networks apply)."""
+        return self._inputs(obs, actions, next_obs)
+
     def input_names(self) -> list[str]:
         """A name for each network input: ``obs[i]``, ``action[j]`` and (r(s, a, s')) ``next_obs[i]``."""
         names = [f"obs[{i}]" for i in range(self.obs_dim)] + [f"action[{j}]" for j in range(self.act_dim)]

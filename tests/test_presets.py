@@ -29,7 +29,7 @@ def test_flags_and_config_files_win_over_the_preset(tmp_path: Path) -> None:
     assert config.algo.batch_size == 64  # flag over preset (1024)
     assert config.feedback.max_feedback == 300  # file over preset (1000)
     assert config.algo.net_arch == [1024, 1024] and config.feedback.num_interact == 20_000  # the preset's
-    assert config.algo.algo_kwargs == {"ent_coef": "auto_0.1"}
+    assert (config.algo.init_ent_coef, config.algo.ent_coef_lr) == (0.1, 1e-4)
 
 
 def test_a_run_saves_the_expanded_values_not_the_name(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_a_run_saves_the_expanded_values_not_the_name(tmp_path: Path) -> None:
     saved = json.loads((run_dir / "config.json").read_text())
     assert "preset" not in json.dumps(saved)
     assert saved["reward"]["reward_output"] == "tanh" and saved["reward"]["reward_epochs"] == 10
-    assert saved["algo"]["algo_kwargs"] == {"ent_coef": "auto_0.1"} and saved["algo"]["batch_size"] == 32
+    assert saved["algo"]["init_ent_coef"] == 0.1 and saved["algo"]["batch_size"] == 32
 
 
 def test_an_unknown_preset_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
