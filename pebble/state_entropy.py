@@ -143,6 +143,10 @@ class StateEntropyReward(RewardSource):
     def minibatch_rewards(self, next_obs: Tensor, stored_obs: np.ndarray) -> Tensor:
         return self(next_obs, torch.as_tensor(stored_obs).float())
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickling: pebble 0.1 pickled this object inside the replay buffer, before features and forms."""
+        self.__dict__.update({"features": KnnFeatures(), "form": "reference", **state})
+
     @property
     def running_std(self) -> float:
         return float(np.sqrt(self.stats.var))

@@ -58,11 +58,16 @@ def main() -> None:
         obs, positions = random_states(env_id, args.steps, args.seed)
         x = torch.tensor(obs, dtype=torch.float64)
         z = (x - x.mean(0)) / x.std(0, correction=0).clamp_min(1e-6)
-        row = {"env": env_id, "entries": int(x.shape[1]), "position_entries": positions,
-               "raw": velocity_share(x, positions, args.k), "standardized": velocity_share(z, positions, args.k)}  # fmt: skip
+        row = {
+            "env": env_id,
+            "entries": int(x.shape[1]),
+            "position_entries": positions,
+            "raw": velocity_share(x, positions, args.k),
+            "standardized": velocity_share(z, positions, args.k),
+        }
         rows.append(row)
-        print(f"{env_id}: velocities ({x.shape[1] - positions} of {x.shape[1]} entries) make up "
-              f"{row['raw']:.3f} of the squared {args.k}-NN distance raw, {row['standardized']:.3f} standardised")  # fmt: skip
+        share = f"{row['raw']:.3f} of the squared {args.k}-NN distance raw, {row['standardized']:.3f} standardised"
+        print(f"{env_id}: velocities ({x.shape[1] - positions} of {x.shape[1]} entries) make up {share}")
     print(write_result("knn_velocity_share", {"steps": args.steps, "k": args.k, "rows": rows}, DIAGNOSTICS_RESULTS))
 
 
