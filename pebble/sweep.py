@@ -142,7 +142,7 @@ def run_sweep(
         task = ray.remote(_trial_task).options(num_cpus=spec.cpus_per_trial, num_gpus=spec.gpus_per_trial)
         refs = {task.remote(t.name, t.config, str(spec.out), board): t for t in todo}
         print_fn(f"[sweep] Ray: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {spec.cpus_per_trial:g} per trial")
-        with _sigterm_as_interrupt():
+        with _stop_signals_as_interrupt():
             try:
                 _wait_all(ray, refs, board, result, spec, print_fn, progress_every)
             except KeyboardInterrupt:
@@ -242,17 +242,20 @@ def _stop(ray: Any, refs: dict[Any, Trial], result: SweepResult, print_fn: Calla
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cluster scheduler's stop) stops the sweep as Ctrl-C does."""
+def _stop_signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cluster scheduler's stop) stops the sweep as Ctrl-C does. SIGINT is handled
+    explicitly too: a process started in the background of a script inherits SIGINT ignored,
+    and Python then raises no KeyboardInterrupt, so ``kill -INT`` would not stop the sweep."""
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def source_commit() -> str:

@@ -92,6 +92,7 @@ def run_trial(
     checkpoint and stop (SIGTERM), and the trial is reported interrupted.
     """
     start = time.monotonic()
+    _interruptible()
     lock = _acquire(out / ".sweep" / f"{name}.lock", lock_wait)
     if lock is None:
         return TrialOutcome(name, "failed", 0.0, f"{name} is being run by another process (lock held)")
@@ -113,6 +114,13 @@ def run_trial(
     if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGTERM, -signal.SIGINT):
         return TrialOutcome(name, "interrupted", seconds, resumed=resumed)
     return TrialOutcome(name, "failed", seconds, last_error or f"exit status {rc} (see {log_path})", resumed)
+
+
+def _interruptible() -> None:
+    """Let ``ray.cancel`` interrupt this task: it raises KeyboardInterrupt through SIGINT's handler,
+    which does nothing while SIGINT is ignored, as it is in a sweep started in a script's background."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _supervise(cmd: list[str], log: TextIO, lock: int, on_progress: Callable[[int, int], None]) -> tuple[int, str]:

@@ -37,7 +37,7 @@ def test_phases_in_order_and_pre_training_ends_once_at_the_first_session() -> No
     assert events == [
         (0, "StateEntropyReward", False),  # seed steps, then pre-training on the state-entropy reward
         (200, "LearnedReward", True),  # first session: relabel everything stored
-        (200, "end of pre-training", {"critic": True, "actor": False, "extra_updates": 100}),
+        (200, "end of pre-training", {"critic": True, "actor": False, "extra_updates": 100, "temperature": False}),
         (300, "LearnedReward", True),
         (400, "LearnedReward", True),
     ]
@@ -75,7 +75,7 @@ def test_pre_training_offers_its_reward_and_ends_with_the_configured_resets() ->
 
     learner = Learner()
     phase.finish(learner)  # type: ignore[arg-type]
-    assert learner.flags == {"critic": True, "actor": True, "extra_updates": 7}
+    assert learner.flags == {"critic": True, "actor": True, "extra_updates": 7, "temperature": False}
     phase.entropy.stats.update(torch.arange(10.0).double().numpy())
     clone = Pretraining(PretrainConfig(unsup_steps=10))
     clone.load_state_dict(phase.state_dict())
