@@ -24,12 +24,14 @@ QueryScheme = Literal["uniform", "disagreement", "entropy", "kcenter", "kcenter_
 AlgoName = Literal["sac", "td3", "ddpg", "tqc", "crossq", "ppo"]
 Backend = Literal["torch", "jax"]
 ScheduleKind = Literal["constant", "decay", "increase"]
+KnnFeatureKind = Literal["raw", "standardized", "positions"]
+IntrinsicRewardForm = Literal["reference", "apt"]
 QUERY_SCHEMES: tuple[str, ...] = typing.get_args(QueryScheme)
 ALGO_NAMES: tuple[str, ...] = typing.get_args(AlgoName)
 BACKENDS: tuple[str, ...] = typing.get_args(Backend)
 SCHEDULES: tuple[str, ...] = typing.get_args(ScheduleKind)
-KNN_FEATURES: tuple[str, ...] = ("raw", "standardized", "positions")
-INTRINSIC_REWARDS: tuple[str, ...] = ("reference", "apt")
+KNN_FEATURES: tuple[str, ...] = typing.get_args(KnnFeatureKind)
+INTRINSIC_REWARDS: tuple[str, ...] = typing.get_args(IntrinsicRewardForm)
 #: The algorithms with a learned entropy temperature (``init_ent_coef``, ``ent_coef_lr``, ``reset_temperature``).
 TEMPERATURE_ALGOS: tuple[str, ...] = ("sac", "tqc", "crossq")
 
@@ -96,12 +98,12 @@ class PretrainConfig:
         "on 100k-step HalfCheetah runs it cost more than it gave, see docs/performance.md).",
     )
     knn_k: int = opt(5, "k of the k-nearest-neighbour state-entropy estimate.")
-    knn_features: Literal["raw", "standardized", "positions"] = opt(
+    knn_features: KnnFeatureKind = opt(
         "raw",
         "What the k-NN distance is measured on: raw observations (the reference); standardized (each entry "
         "divided by its std over the seed steps); positions (the joint positions of a Gymnasium MuJoCo task).",
     )
-    intrinsic_reward: Literal["reference", "apt"] = opt(
+    intrinsic_reward: IntrinsicRewardForm = opt(
         "reference",
         "Form of the state-entropy reward: reference (distance to the k-th neighbour / its running std) or "
         "apt (log(1 + mean distance to the k neighbours / its running mean), APT's).",
@@ -310,6 +312,8 @@ class Config:
         ):
             if value not in choices:
                 raise ConfigError(f"unknown --{flag(name)} {value!r}; choose one of {', '.join(choices)}")
+        if self.feedback.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         self._check_temperature()
 
     def _check_temperature(self) -> None:
@@ -324,8 +328,6 @@ class Config:
             )
         if "ent_coef" in a.algo_kwargs and any(name != "reset_temperature" for name in changed):
             raise ConfigError("--algo-kwargs ent_coef and --init-ent-coef/--ent-coef-lr set the temperature twice")
-        if self.feedback.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
     def _check_intervals(self) -> None:
         if not 0 <= self.human.port <= 65535:

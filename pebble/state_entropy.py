@@ -24,17 +24,15 @@ positions alone (the leading entries of a Gymnasium MuJoCo observation, from its
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from torch import Tensor
 
+from pebble.config import INTRINSIC_REWARDS, KNN_FEATURES, IntrinsicRewardForm, KnnFeatureKind
 from pebble.reward_sources import RewardSource
-
-FeatureKind = Literal["raw", "standardized", "positions"]
-RewardForm = Literal["reference", "apt"]
 
 
 def knn_distances(queries: Tensor, reference: Tensor, k: int, chunk: int = 16384, query_chunk: int = 4096) -> Tensor:
@@ -71,9 +69,9 @@ class KnnFeatures:
     fixed on the first observations seen, those of the seed steps), or the leading
     ``positions`` entries."""
 
-    def __init__(self, kind: FeatureKind = "raw", positions: int | None = None) -> None:
-        if kind not in ("raw", "standardized", "positions"):
-            raise ValueError(f"k-NN features must be raw, standardized or positions, not {kind!r}")
+    def __init__(self, kind: KnnFeatureKind = "raw", positions: int | None = None) -> None:
+        if kind not in KNN_FEATURES:
+            raise ValueError(f"k-NN features must be one of {', '.join(KNN_FEATURES)}, not {kind!r}")
         if kind == "positions" and not positions:
             raise ValueError("k-NN features 'positions' need the number of position entries")
         self.kind, self.positions = kind, positions
@@ -111,9 +109,9 @@ class StateEntropyReward(RewardSource):
 
     name = "pre-training"
 
-    def __init__(self, k: int, features: KnnFeatures | None = None, form: RewardForm = "reference") -> None:
-        if form not in ("reference", "apt"):
-            raise ValueError(f"intrinsic reward form must be reference or apt, not {form!r}")
+    def __init__(self, k: int, features: KnnFeatures | None = None, form: IntrinsicRewardForm = "reference") -> None:
+        if form not in INTRINSIC_REWARDS:
+            raise ValueError(f"intrinsic reward form must be one of {', '.join(INTRINSIC_REWARDS)}, not {form!r}")
         self.k, self.form = k, form
         self.features = features if features is not None else KnnFeatures()
         self.stats = RunningMeanStd(shape=())  # of the distances the reward divides by
