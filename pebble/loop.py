@@ -131,7 +131,7 @@ class PebbleLoop(BaseCallback):
         step = self.num_timesteps
         self.writer.add_scalar("pretrain/warm_start_mse_before", before, step)
         self.writer.add_scalar("pretrain/warm_start_mse", after, step)
-        self.print(f"step {step}: reward model warm-started on {len(intrinsic)} intrinsic rewards "
+        self.print(f"[pebble] step {step}: reward model warm-started on {len(intrinsic)} intrinsic rewards "
                    f"({epochs} epochs): MSE {before:.3f} -> {after:.3f}")  # fmt: skip
 
     def describe(self, step: int) -> list[str]:
