@@ -243,6 +243,7 @@ class Config:
         """Raise :class:`ConfigError` naming the first invalid setting."""
         self._check_signs()
         self._check_choices()
+        self._check_temperature()
         self._check_intervals()
 
     def _check_signs(self) -> None:
@@ -298,23 +299,16 @@ class Config:
     def _check_choices(self) -> None:
         if self.feedback.query_size < 2:
             raise ConfigError(f"--query-size must be at least 2 (clips per query), got {self.feedback.query_size}")
-        if self.feedback.query_scheme not in QUERY_SCHEMES:
-            raise ConfigError(
-                f"unknown --query-scheme {self.feedback.query_scheme!r}; choose one of {', '.join(QUERY_SCHEMES)}"
-            )
-        if self.algo.algo not in ALGO_NAMES:
-            raise ConfigError(f"unknown --algo {self.algo.algo!r}; choose one of {', '.join(ALGO_NAMES)}")
-        if self.algo.backend not in BACKENDS:
-            raise ConfigError(f"unknown --backend {self.algo.backend!r}; choose one of {', '.join(BACKENDS)}")
         for name, value, choices in (
+            ("query_scheme", self.feedback.query_scheme, QUERY_SCHEMES),
+            ("algo", self.algo.algo, ALGO_NAMES),
+            ("backend", self.algo.backend, BACKENDS),
             ("knn_features", self.pretrain.knn_features, KNN_FEATURES),
             ("intrinsic_reward", self.pretrain.intrinsic_reward, INTRINSIC_REWARDS),
+            ("schedule", self.feedback.schedule, SCHEDULES),
         ):
             if value not in choices:
                 raise ConfigError(f"unknown --{flag(name)} {value!r}; choose one of {', '.join(choices)}")
-        if self.feedback.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown --schedule {self.feedback.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        self._check_temperature()
 
     def _check_temperature(self) -> None:
         """The temperature settings need an algorithm that learns one, and ``algo_kwargs`` must not set it twice."""
