@@ -139,6 +139,12 @@ class RewardModelConfig:
     reward_weight_decay: float = opt(
         0.0, "Decoupled (AdamW) weight decay of the reward networks (0: none, the reference)."
     )
+    reward_feature_screening: float = opt(
+        0.0,
+        "Screen the reward networks' inputs: feed each standardised input and its square, kept only if the "
+        "labels so far favour it (|z| of the correlation of its clip-sum difference with the answers above "
+        "this threshold), re-screened every session; 0: off. See docs/reward_learning.md.",
+    )
     reward_epochs: int = opt(50, "Maximum epochs over all labels per feedback session (reference: reward_update).")
     reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")
     accuracy_stop: float = opt(0.97, "Stop a session's training once mean training accuracy exceeds this.")
@@ -277,6 +283,7 @@ class Config:
             "warm_start_epochs": self.pretrain.warm_start_epochs,
             "ent_coef_lr": self.algo.ent_coef_lr,
             "reward_weight_decay": self.reward.reward_weight_decay,
+            "reward_feature_screening": self.reward.reward_feature_screening,
             "queries_per_session": self.feedback.queries_per_session,
             "query_window": self.feedback.query_window,
             "eval_freq": self.log.eval_freq,
@@ -330,6 +337,11 @@ class Config:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.algo.gamma}")
         if not 0 < self.algo.tau <= 1:
             raise ConfigError(f"--tau must be in (0, 1], got {self.algo.tau}")
+        if self.reward.reward_feature_screening and self.reward.reward_action_inputs != "plain":
+            raise ConfigError(
+                "--reward-feature-screening needs --reward-action-inputs plain "
+                "(screening already offers the square of every input, the actions' included)"
+            )
         if not 0 < self.reward.accuracy_stop <= 1:
             raise ConfigError(f"--accuracy-stop must be in (0, 1], got {self.reward.accuracy_stop}")
         if not self.true_reward and self.pretrain.seed_steps + self.pretrain.unsup_steps >= self.total_steps:

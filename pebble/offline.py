@@ -148,12 +148,13 @@ def replay_sessions(
                         "heldout_accuracy": fit.heldout_accuracy,
                         "heldout_return_correlation": fit.heldout_return_correlation,
                         "train_accuracy": stats.train_accuracy, "epochs": float(stats.epochs),
-                        "action_inputs": fit.candidate})  # fmt: skip
+                        "action_inputs": fit.candidate, "screened_features": float(fit.features_kept)})  # fmt: skip
         if start:
             print_fn(
                 f"[pebble] session {session}: {len(data) - start} new labels, held-out acc {fit.heldout_accuracy:.3f}, "
                 f"return corr {fit.heldout_return_correlation:.3f}; trained {stats.epochs} epochs on {len(data)}"
                 + (f", action inputs {fit.candidate}" if len(model.candidates) > 1 else "")
+                + (f", {fit.features_kept} screened features" if fit.features_kept else "")
             )
     later = results[1:]  # the first session has no labels before it
     if later:

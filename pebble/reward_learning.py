@@ -195,6 +195,8 @@ class SessionFit:
     heldout_return_correlation: float = math.nan
     #: the model's candidate that rewards the learner after this session (``reward_action_inputs``)
     candidate: str = "plain"
+    #: with ``reward_feature_screening``: the features of [z, z**2] the networks see from now on (else 0)
+    features_kept: int = 0
 
 
 class RewardLearner:
@@ -230,9 +232,14 @@ class RewardLearner:
         heldout = evaluations[self.model.active]
         if len(evaluations) > 1:  # (untrained candidates and sessions without new labels count nothing)
             self.model.record_heldout([e.accuracy for e in evaluations])
+        kept = 0
         with self.timings.measure("reward_training"):
+            if self.model.config.reward_feature_screening > 0:  # on every label so far, new ones included
+                kept = self.model.screen_features(self.dataset, self.model.config.reward_feature_screening)
             stats = self.trainer.train(self.dataset, self.rng)
-        return SessionFit(stats, heldout.loss, heldout.accuracy, heldout.return_correlation, self.model.active_name)
+        return SessionFit(
+            stats, heldout.loss, heldout.accuracy, heldout.return_correlation, self.model.active_name, kept
+        )
 
     def warm_start(
         self, stored_inputs: tuple[np.ndarray, np.ndarray, np.ndarray], intrinsic: np.ndarray, epochs: int

@@ -32,6 +32,23 @@ from pebble.config import RewardModelConfig
 from pebble.labels import PreferenceDataset
 
 
+def screening_z(differences: Tensor, first_above: Tensor) -> Tensor:
+    """Univariate screening of preference features: for each column of ``differences`` (n, F)
+    (a feature's clip-sum difference, first clip minus second, per ranked query), the Pearson
+    correlation with ``first_above`` (n,) bool as +1/-1, times sqrt(n): about N(0, 1) for a
+    feature the answers do not depend on (so |z| > 3 passes one in 370 of those by chance), and
+    growing as sqrt(n) for one they do. A constant column, or constant answers, scores 0."""
+    n = len(first_above)
+    if n < 3:
+        return torch.zeros(differences.shape[1], dtype=torch.float64)
+    d = differences.double() - differences.double().mean(0)
+    y = first_above.double() * 2 - 1
+    y = y - y.mean()
+    scale = d.norm(dim=0) * y.norm()
+    r = (d * y.unsqueeze(-1)).sum(0) / torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.where(scale > 0, r, torch.zeros_like(r)) * n**0.5
+
+
 class Ensemble(nn.Module):
     """M independent MLPs on concat(s, a): LeakyReLU hidden layers, a linear output (or
     ``tanh``, in [-1, 1], with ``output="tanh"``).
@@ -39,21 +56,31 @@ class Ensemble(nn.Module):
     ``quadratic`` (a slice of the inputs: the action) gives the networks, after
     standardisation, ``w * z_a`` and ``w * z_a**2`` in place of ``z_a``, with
     ``w = sqrt(other inputs / action inputs)`` (at least 1), so that the action part carries as
-    much input variance as the rest and a cost quadratic in the action is a linear feature."""
+    much input variance as the rest and a cost quadratic in the action is a linear feature.
+
+    ``screened`` gives them ``[z, z**2] * feature_mask`` instead of ``z`` (z: all standardised
+    inputs; the mask is set by :meth:`RewardModel.screen_features`, z alone until then)."""
 
     input_mean: Tensor  # registered buffers (see __init__)
     input_std: Tensor
     input_fitted: Tensor
 
     def __init__(
-        self, input_dim: int, hidden: list[int], members: int, output: str, quadratic: slice | None = None
+        self,
+        input_dim: int,
+        hidden: list[int],
+        members: int,
+        output: str,
+        quadratic: slice | None = None,
+        screened: bool = False,
     ) -> None:
         super().__init__()
         if output not in ("tanh", "linear"):
             raise ValueError(f"reward output must be 'tanh' or 'linear', not {output!r}")
         self.members = members
         self.quadratic = quadratic
-        net_inputs = input_dim
+        self.screened = screened
+        net_inputs = input_dim * (2 if screened else 1)
         if quadratic is not None:
             part = len(range(input_dim)[quadratic])
             self.action_weight = max(1.0, ((input_dim - part) / part) ** 0.5)
@@ -73,6 +100,8 @@ class Ensemble(nn.Module):
         self.register_buffer("input_mean", torch.zeros(input_dim))
         self.register_buffer("input_std", torch.ones(input_dim))
         self.register_buffer("input_fitted", torch.tensor(False))
+        if screened:  # which of [z, z**2] the networks see: until the first screening, z alone
+            self.register_buffer("feature_mask", torch.cat([torch.ones(input_dim), torch.zeros(input_dim)]))
 
     def forward(self, x: Tensor) -> Tensor:
         """(M, N, input_dim) (member m sees x[m]) or (N, input_dim) (all see x) -> (M, N) rewards."""
@@ -81,6 +110,8 @@ class Ensemble(nn.Module):
             q = self.quadratic
             action = x[..., q] * self.action_weight
             x = torch.cat([x[..., : q.start], action, x[..., q.stop :], action * action], dim=-1)
+        if self.screened:
+            x = torch.cat([x, x * x], dim=-1) * self.feature_mask
         if x.dim() == 2:
             return torch.stack([net(x).squeeze(-1) for net in self.nets])
         return torch.stack([net(x[m]).squeeze(-1) for m, net in enumerate(self.nets)])
@@ -105,8 +136,13 @@ class RewardModel:
         )
         self.candidates = [
             Ensemble(
-                inputs, list(c.reward_hidden), c.ensemble_size, c.reward_output, action if name == "quadratic" else None
-            )
+                inputs,
+                list(c.reward_hidden),
+                c.ensemble_size,
+                c.reward_output,
+                quadratic=action if name == "quadratic" else None,
+                screened=c.reward_feature_screening > 0,
+            )  # fmt: skip
             for name in self.candidate_names
         ]
         # Decoupled decay (AdamW): an L2 term in the gradient would be rescaled by Adam's
@@ -172,6 +208,11 @@ class RewardModel:
                 self.active = best
 
     @property
+    def screened(self) -> bool:
+        """Whether the networks see screened features (``reward_feature_screening``)."""
+        return self.ensemble.screened
+
+    @property
     def members(self) -> int:
         return self.ensemble.members
 
@@ -195,6 +236,30 @@ class RewardModel:
             ensemble.input_mean.copy_(x.mean(0).float())
             ensemble.input_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
             ensemble.input_fitted.fill_(True)
+
+    @torch.no_grad()
+    def screen_features(self, data: PreferenceDataset, threshold: float, chunk: int = 256) -> int:
+        """Choose the features the networks see (``reward_feature_screening``): of [z, z**2], z the
+        standardised inputs, those whose difference in clip sums between each query's first two
+        clips predicts which of them the teacher ranked higher, at ``|screening_z| > threshold``
+        over every ranked label so far. If none passes, z alone. Returns the features kept."""
+        ensemble = self.ensemble
+        ranked = ~data.equal[: len(data)]
+        diffs = []
+        for start in range(0, len(data), chunk):
+            part = slice(start, min(start + chunk, len(data)))
+            parts = [data.obs[part], data.actions[part]] + ([data.next_obs[part]] if self.next_state else [])
+            z = (torch.cat(parts, dim=-1) - ensemble.input_mean) / ensemble.input_std
+            sums = (torch.cat([z, z * z], dim=-1) * data.mask[part].unsqueeze(-1)).sum(-2)  # (b, K, features)
+            diffs.append((sums[:, 0] - sums[:, 1]).double())
+        rankings = data.rankings[: len(data)][ranked]
+        first_above = (rankings == 0).int().argmax(-1) < (rankings == 1).int().argmax(-1)  # positions of clips 0, 1
+        scores = screening_z(torch.cat(diffs)[ranked], first_above)
+        keep = (scores.abs() > threshold).float()
+        if not keep.any():
+            keep[: len(keep) // 2] = 1
+        ensemble.feature_mask.copy_(keep)
+        return int(keep.sum())
 
     # ----------------------------------------------------------------- inference
     @torch.inference_mode()
@@ -239,6 +304,15 @@ class RewardModel:
         names = [f"obs[{i}]" for i in range(self.obs_dim)] + [f"action[{j}]" for j in range(self.act_dim)]
         return names + ([f"next_obs[{i}]" for i in range(self.obs_dim)] if self.next_state else [])
 
+    def screened_features(self) -> list[str]:
+        """The names of the features the networks see under ``reward_feature_screening`` (an
+        input's name, or its name with ``^2`` for its square); every input name without it."""
+        names = self.input_names()
+        if not self.screened:
+            return names
+        mask = self.ensemble.feature_mask.bool().tolist()
+        return [name for name, kept in zip(names + [f"{n}^2" for n in names], mask) if kept]
+
     def input_reliance(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None = None) -> np.ndarray:
         """How much the learned reward moves with each input on these N transitions: the mean
         over them of |d r_hat / d x_i| times the standard deviation of x_i among them (the change
@@ -263,6 +337,7 @@ class RewardModel:
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
             "next_state": self.next_state,
+            "feature_screening": self.screened,
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -274,6 +349,9 @@ class RewardModel:
         if bool(state.get("next_state", False)) != self.next_state:
             saved = "r(s, a, s')" if state.get("next_state") else "r(s, a)"
             raise ValueError(f"reward model was trained as {saved} (--reward-next-state must match)")
+        if bool(state.get("feature_screening", False)) != self.screened:
+            saved = "with" if state.get("feature_screening") else "without"
+            raise ValueError(f"reward model was trained {saved} --reward-feature-screening (the setting must match)")
         if "ensembles" not in state:  # saved by pebble 0.4 or older: one plain ensemble
             state = {**state, "candidates": ["plain"], "ensembles": [state["ensemble"]],
                      "optimizers": [state["optimizer"]], "active": 0, "heldout_sums": [0.0]}  # fmt: skip

@@ -47,6 +47,8 @@ def log_session(
         "feedback/skipped": counts.skipped,
         "feedback/equal": counts.equal,
     }
+    if fit.features_kept:
+        scalars["reward_model/screened_features"] = fit.features_kept
     for tag, value in scalars.items():
         writer.add_scalar(tag, value, step)
     agreement = counts.oracle_agreement[before.agreement :]
@@ -68,6 +70,7 @@ def session_line(
         f"{counts.equal - before.equal} equal, {pending} awaiting an answer; "
         f"reward model: {s.epochs} epochs on {s.labels} labels, train acc {s.train_accuracy:.3f}, "
         f"held-out acc {fit.heldout_accuracy:.3f}, return corr {fit.heldout_return_correlation:.2f}"
-        f"{'' if fit.candidate == 'plain' else f', action inputs {fit.candidate}'}; "
+        f"{'' if fit.candidate == 'plain' else f', action inputs {fit.candidate}'}"
+        f"{f', {fit.features_kept} screened features' if fit.features_kept else ''}; "
         f"budget {counts.asked}/{budget}"
     )

@@ -1,4 +1,5 @@
-"""The reward model's action inputs (``reward_action_inputs``) and its held-out calibration.
+"""The reward model's input treatments (``reward_action_inputs``, ``reward_feature_screening``)
+and its held-out calibration.
 
 Synthetic tasks with many uninformative observation entries (60 standard-normal ones, 4
 actions, 10-step clips, oracle labels) where the true reward depends on two inputs:
@@ -9,6 +10,9 @@ actions, 10-step clips, oracle labels) where the true reward depends on two inpu
 * ``linear``: o0 + o1. Quadratic inputs give the actions most of the input variance and learn
   it worse than plain ones (about 0.46 against 0.65): neither treatment suits every task, so
   ``auto`` picks per run, by held-out accuracy on each session's new labels.
+* ``reward_feature_screening`` offers every standardised input and its square and keeps those
+  whose clip-sum difference predicts the answers: one treatment that finds both tasks' two
+  inputs among the 128 candidate features (correlation above 0.9 on both).
 
 The margins asserted are several times what seed or CPU rounding moves (measured on 3 seeds).
 """
@@ -22,10 +26,10 @@ import numpy as np
 import pytest
 import torch
 
-from pebble.config import RewardModelConfig
+from pebble.config import Config, ConfigError, RewardModelConfig
 from pebble.labels import PreferenceDataset
 from pebble.reward_learning import RewardLearner, return_correlation
-from pebble.reward_model import RewardModel
+from pebble.reward_model import RewardModel, screening_z
 from teachers.contract import Clip, Query, TeachingContext
 from teachers.scripted import ScriptedTeacher
 
@@ -53,12 +57,16 @@ def add_labels(data: PreferenceDataset, n: int, rng: np.random.Generator, reward
 
 
 @cache  # the tests share runs; none modifies a model it is given
-def learn(task: str, mode: str, seed: int = 0, sessions: int = 4) -> tuple[RewardModel, list[str], float]:
+def learn(
+    task: str, mode: str, seed: int = 0, sessions: int = 4, screening: float = 0.0
+) -> tuple[RewardModel, list[str], float]:
     """(model, the candidate in use after each session, correlation with the true reward on new
     transitions) after ``sessions`` feedback sessions of 40 labels each."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = RewardModelConfig(reward_next_state=False, reward_action_inputs=mode, reward_hidden=[64, 64])
+    config = RewardModelConfig(
+        reward_next_state=False, reward_action_inputs=mode, reward_hidden=[64, 64], reward_feature_screening=screening
+    )
     model = RewardModel(OBS, ACT, config)
     data = PreferenceDataset(OBS, ACT, 2, H)
     learner = RewardLearner(model, data, np.random.default_rng(seed + 1))
@@ -91,6 +99,46 @@ def test_auto_picks_the_candidate_that_predicts_new_labels(task: str) -> None:
     assert used[0] == "plain"  # no held-out evidence before the second session
     assert used[-1] == model.active_name == better
     assert auto > min(plain, quadratic) + 0.1
+
+
+@pytest.mark.parametrize(("task", "inputs"), [("quadratic", ["action[0]^2", "action[1]^2"]), ("linear", ["obs[0]", "obs[1]"])])
+def test_feature_screening_finds_the_two_inputs_a_reward_depends_on(task: str, inputs: list[str]) -> None:
+    _, _, plain = learn(task, "plain")
+    model, _, screened = learn(task, "plain", screening=3.0)
+    # the two features the reward is made of pass; of the 126 others about 126 / 370 would by
+    # chance at |z| > 3, so at most a few (5 allows for a seed that draws more)
+    kept = model.screened_features()
+    assert set(inputs) <= set(kept) and len(kept) <= len(inputs) + 5
+    assert screened > 0.9 and screened > plain + 0.15
+
+
+def test_screening_z_is_the_correlation_with_the_answers_times_sqrt_n() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    first_above = rng.random(n) < 0.5
+    informative = (first_above * 2 - 1) + rng.normal(size=n)
+    diffs = np.stack([informative, rng.normal(size=n), np.full(n, 3.0)], axis=1)
+    z = screening_z(torch.as_tensor(diffs), torch.as_tensor(first_above)).numpy()
+    brute = [np.corrcoef(diffs[:, j], first_above * 2.0 - 1)[0, 1] * np.sqrt(n) for j in range(2)]
+    np.testing.assert_allclose(z[:2], brute, rtol=1e-9)  # float64 sums of 200 terms: far below 1e-9
+    assert z[2] == 0  # a constant feature carries no evidence
+    assert z[0] > 8 and abs(z[1]) < 3
+
+
+def test_screening_needs_plain_action_inputs_and_matching_model_files(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="--reward-feature-screening needs --reward-action-inputs plain"):
+        Config(reward=RewardModelConfig(reward_feature_screening=3.0, reward_action_inputs="auto")).validate()
+    with pytest.raises(ConfigError, match="--reward-feature-screening must be >= 0"):
+        Config(reward=RewardModelConfig(reward_feature_screening=-1.0)).validate()
+    model, _, _ = learn("linear", "plain", screening=3.0)
+    model.save(tmp_path / "rm.pt")
+    loaded = RewardModel(OBS, ACT, model.config)
+    loaded.load(tmp_path / "rm.pt")  # the mask travels with the weights
+    obs, act = sample(np.random.default_rng(3), 50)
+    np.testing.assert_array_equal(loaded.reward(obs, act), model.reward(obs, act))
+    plain = RewardModel(OBS, ACT, RewardModelConfig(reward_next_state=False, reward_hidden=[64, 64]))
+    with pytest.raises(ValueError, match="trained with --reward-feature-screening"):
+        plain.load(tmp_path / "rm.pt")
 
 
 def test_selection_sums_heldout_accuracies_and_ignores_untrained_candidates() -> None:

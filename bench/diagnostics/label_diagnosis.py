@@ -11,12 +11,16 @@ From a run's label store (``labels.db``; its clips carry next observations and t
    tested on it: what the labels allow a model that knows where to look.
 3. **Input scale**: how far (in first-session standard deviations) later sessions' inputs are
    from the first session's, which fixes the model's input statistics.
-4. **Replays** (``pebble fit-reward --by-session``) with other reward-model settings, or with
-   the observation or the action blanked out: mean held-out accuracy and return correlation of
-   the new labels over sessions 2 on.
+4. **Screening**: after each session, the features of [z, z^2] (z: the inputs standardised with
+   the first session's statistics) whose clip-sum difference best predicts the answers so far
+   (``pebble.reward_model.screening_z``), as ``--reward-feature-screening`` sees them.
+5. **Replays** (``pebble fit-reward --by-session``) with other reward-model settings, or with
+   the observation or the action blanked out, or all observation entries but the velocity
+   (``velocity_only``) or but the first ``--obs-prefix`` ones (``obs_prefix*``) zeroed: mean
+   held-out accuracy and return correlation of the new labels over sessions 2 on.
 
     python bench/diagnostics/label_diagnosis.py --run runs/ant_diag0 --ctrl-weight 0.5 --velocity-index 13 \
-        --variant default quadratic auto actions_only
+        --variant default quadratic auto actions_only screening_3
 
 Parts 1 and 2 need the task's reward weights (``--ctrl-weight``, ``--velocity-index``), which
 this script is told, not pebble: pebble itself never names an environment.
@@ -40,8 +44,10 @@ sys.path.insert(0, str(ROOT))
 from pebble import offline  # noqa: E402
 from pebble.config import RewardModelConfig  # noqa: E402
 from pebble.label_store import LabelStore, StoredAnswer  # noqa: E402
+from pebble.reward_model import screening_z  # noqa: E402
 
-#: name -> (settings of the ``reward`` section, inputs kept: "all", "actions" or "observations")
+#: name -> (settings of the ``reward`` section, inputs kept: "all", "actions", "observations",
+#: "velocity" (actions and the --velocity-index entry) or "prefix" (actions and the first --obs-prefix entries))
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "default": ({}, "all"),
     "no_next_state": ({"reward_next_state": False}, "all"),
@@ -55,6 +61,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "observations_only": ({}, "observations"),
     "quadratic": ({"reward_action_inputs": "quadratic"}, "all"),
     "auto": ({"reward_action_inputs": "auto"}, "all"),
+    "screening_3": ({"reward_feature_screening": 3.0}, "all"),
+    "screening_4": ({"reward_feature_screening": 4.0}, "all"),
+    "velocity_only": ({}, "velocity"),
+    "obs_prefix": ({}, "prefix"),
+    "obs_prefix_quadratic": ({"reward_action_inputs": "quadratic"}, "prefix"),
 }
 
 
@@ -154,28 +165,67 @@ def input_scale(rows: list[StoredAnswer]) -> list[dict[str, float]]:
     return out
 
 
-def blank(rows: list[StoredAnswer], keep: str) -> list[StoredAnswer]:
-    """The labels with the observations (keep="actions") or the actions (keep="observations") zeroed."""
+def blank(rows: list[StoredAnswer], keep: str, kept_obs: list[int] | None = None) -> list[StoredAnswer]:
+    """The labels with the observations (keep="actions") or the actions (keep="observations")
+    zeroed, or (keep="velocity", "prefix") every observation entry but ``kept_obs``."""
     if keep == "all":
         return rows
+
+    def cut(clip: Any) -> Any:
+        if keep == "observations":
+            return dataclasses.replace(clip, actions=clip.actions * 0)
+        obs, nxt = clip.observations * 0, clip.next_observations * 0
+        if keep != "actions":
+            obs[..., kept_obs] = clip.observations[..., kept_obs]
+            nxt[..., kept_obs] = clip.next_observations[..., kept_obs]
+        return dataclasses.replace(clip, observations=obs, next_observations=nxt)
+
+    return [dataclasses.replace(r, query=dataclasses.replace(r.query, clips=tuple(cut(c) for c in r.query.clips)))
+            for r in rows]  # fmt: skip
+
+
+def screening(rows: list[StoredAnswer], top: int = 10) -> list[dict[str, Any]]:
+    """After each session, on every label so far: the ``top`` features of [z, z^2] by |z-score|
+    and how many pass 3 and 3.5 (z standardised with the first session's clip statistics)."""
+    sessions = sorted({r.session for r in rows})
+    first = [r for r in rows if r.session == sessions[0]]
+    steps = np.concatenate([stack(c)[c.mask] for r in first for c in r.query.clips])
+    mean, std = steps.mean(0), steps.std(0)
+    std = np.where(std < 1e-6, 1.0, std)
+    clip0 = rows[0].query.clips[0]
+    obs, act = clip0.observations.shape[-1], clip0.actions.shape[-1]
+    names = [f"obs[{i}]" for i in range(obs)] + [f"action[{j}]" for j in range(act)]
+    names += [f"next_obs[{i}]" for i in range(obs)]
+    names += [f"{n}^2" for n in names]
+
+    def sums(clip: Any) -> np.ndarray:
+        z = (stack(clip) - mean) / std
+        return (np.concatenate([z, z * z], -1) * clip.mask[:, None]).sum(0)
+
     out = []
-    for r in rows:
-        clips = tuple(
-            dataclasses.replace(c, observations=c.observations * 0, next_observations=c.next_observations * 0)  # type: ignore[operator]
-            if keep == "actions"
-            else dataclasses.replace(c, actions=c.actions * 0)
-            for c in r.query.clips
-        )
-        out.append(dataclasses.replace(r, query=dataclasses.replace(r.query, clips=clips)))
+    for session in sessions:
+        given = [r for r in rows if r.session <= session]
+        diffs = torch.tensor(np.array([sums(r.query.clips[0]) - sums(r.query.clips[1]) for r in given]))
+        first_above = torch.tensor([list(r.answer.ranking).index(0) < list(r.answer.ranking).index(1) for r in given])
+        z = screening_z(diffs, first_above).numpy()
+        order = np.argsort(-np.abs(z))[:top]
+        out.append({"session": session, "labels": len(given), "above_3": int((np.abs(z) > 3).sum()),
+                    "above_3.5": int((np.abs(z) > 3.5).sum()),
+                    "top": [[names[i], round(float(z[i]), 2)] for i in order]})  # fmt: skip
     return out
 
 
-def replay(run: Path, variant: str, seed: int) -> dict[str, Any]:
+def stack(clip: Any) -> np.ndarray:
+    """A clip's network inputs (H, obs + act + obs): concat(s, a, s')."""
+    return np.concatenate([clip.observations, clip.actions, clip.next_observations], -1)
+
+
+def replay(run: Path, variant: str, seed: int, kept_obs: dict[str, list[int]]) -> dict[str, Any]:
     settings, keep = VARIANTS[variant]
     reward = dataclasses.replace(RewardModelConfig(), **settings)
     original = offline._read
     offline._read = lambda store, next_state: (
-        blank(original(store, next_state)[0], keep),
+        blank(original(store, next_state)[0], keep, kept_obs.get(keep)),
         original(store, next_state)[1],
     )  # type: ignore[assignment]
     try:
@@ -198,6 +248,7 @@ def main() -> None:
     p.add_argument("--ctrl-weight", type=float, required=True, help="the task's control-cost weight")
     p.add_argument("--velocity-index", type=int, required=True, help="the observation entry of forward velocity")
     p.add_argument("--variant", nargs="*", default=["default"], choices=sorted(VARIANTS))
+    p.add_argument("--obs-prefix", type=int, default=0, help="observation entries the obs_prefix variants keep")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="", help="result name (default: label_diagnosis_<run folder>)")
     args = p.parse_args()
@@ -214,8 +265,13 @@ def main() -> None:
             f"session {s['session']}: pair-difference sd {s['sd_total']:.1f} (healthy {s['sd_healthy']:.1f}, "
             f"ctrl {s['sd_ctrl']:.1f}, rest {s['sd_rest']:.1f}); with a termination {s['share_with_termination']:.2f}"
         )
+    result["screening"] = screening(rows)
+    for s in result["screening"]:
+        top = ", ".join(f"{n} {z:.1f}" for n, z in s["top"][:6])
+        print(f"screening after session {s['session']} ({s['labels']} labels): {s['above_3']} above 3; {top}")
+    kept_obs = {"velocity": [args.velocity_index], "prefix": list(range(args.obs_prefix))}
     for variant in args.variant:
-        r = result["replays"][variant] = replay(run, variant, args.seed)
+        r = result["replays"][variant] = replay(run, variant, args.seed, kept_obs)
         print(f"{variant:>18}: held-out acc {r['mean_heldout_accuracy']:.3f}, return corr "
               f"{r['mean_heldout_return_correlation']:.3f}", flush=True)  # fmt: skip
     path = write_result(args.name or f"label_diagnosis_{run.name}", result, DIAGNOSTICS_RESULTS)
