@@ -220,14 +220,18 @@ def stack(clip: Any) -> np.ndarray:
     return np.concatenate([clip.observations, clip.actions, clip.next_observations], -1)
 
 
-def replay(run: Path, variant: str, seed: int, kept_obs: dict[str, list[int]]) -> dict[str, Any]:
+def replay(
+    run: Path, variant: str, seed: int, kept_obs: dict[str, list[int]], sessions: set[int]
+) -> dict[str, Any]:  # fmt: skip
     settings, keep = VARIANTS[variant]
     reward = dataclasses.replace(RewardModelConfig(), **settings)
     original = offline._read
-    offline._read = lambda store, next_state: (
-        blank(original(store, next_state)[0], keep, kept_obs.get(keep)),
-        original(store, next_state)[1],
-    )  # type: ignore[assignment]
+
+    def read_kept(store: str, next_state: bool) -> tuple[list[StoredAnswer], dict[str, Any]]:
+        rows, meta = original(store, next_state)
+        return blank([r for r in rows if r.session in sessions], keep, kept_obs.get(keep)), meta
+
+    offline._read = read_kept  # type: ignore[assignment]
     try:
         sessions = offline.replay_sessions(str(run / "labels.db"), reward=reward, seed=seed, print_fn=lambda _: None)
     finally:
@@ -249,13 +253,18 @@ def main() -> None:
     p.add_argument("--velocity-index", type=int, required=True, help="the observation entry of forward velocity")
     p.add_argument("--variant", nargs="*", default=["default"], choices=sorted(VARIANTS))
     p.add_argument("--obs-prefix", type=int, default=0, help="observation entries the obs_prefix variants keep")
+    p.add_argument("--sessions", type=int, default=0, help="use only the labels of the first N sessions (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="", help="result name (default: label_diagnosis_<run folder>)")
     args = p.parse_args()
     torch.set_num_threads(1)
     run = Path(args.run)
     rows = read(run)
-    result: dict[str, Any] = {"run": str(run), "labels": len(rows), "label_parts": label_parts(rows, args.ctrl_weight),
+    if args.sessions:
+        first = sorted({r.session for r in rows})[: args.sessions]
+        rows = [r for r in rows if r.session in first]
+    result: dict[str, Any] = {"run": str(run), "labels": len(rows), "sessions": args.sessions or "all",
+                              "label_parts": label_parts(rows, args.ctrl_weight),
                               "input_scale": input_scale(rows), "ceiling": {}, "replays": {}}  # fmt: skip
     for which in (["steps", "sum_a2", "velocity"], ["steps", "sum_a2"], ["steps", "velocity"], ["sum_a2"]):
         result["ceiling"]["+".join(which)] = ceiling(rows, args.velocity_index, which)
@@ -271,7 +280,7 @@ def main() -> None:
         print(f"screening after session {s['session']} ({s['labels']} labels): {s['above_3']} above 3; {top}")
     kept_obs = {"velocity": [args.velocity_index], "prefix": list(range(args.obs_prefix))}
     for variant in args.variant:
-        r = result["replays"][variant] = replay(run, variant, args.seed, kept_obs)
+        r = result["replays"][variant] = replay(run, variant, args.seed, kept_obs, {r.session for r in rows})
         print(f"{variant:>18}: held-out acc {r['mean_heldout_accuracy']:.3f}, return corr "
               f"{r['mean_heldout_return_correlation']:.3f}", flush=True)  # fmt: skip
     path = write_result(args.name or f"label_diagnosis_{run.name}", result, DIAGNOSTICS_RESULTS)
