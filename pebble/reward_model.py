@@ -32,19 +32,30 @@ from pebble.config import RewardModelConfig
 from pebble.labels import PreferenceDataset
 
 
-def screening_z(differences: Tensor, first_above: Tensor) -> Tensor:
+def screening_z(differences: Tensor, first_above: Tensor, steps: Tensor | None = None) -> Tensor:
     """Univariate screening of preference features: for each column of ``differences`` (n, F)
     (a feature's clip-sum difference, first clip minus second, per ranked query), the Pearson
     correlation with ``first_above`` (n,) bool as +1/-1, times sqrt(n): about N(0, 1) for a
     feature the answers do not depend on (so |z| > 3 passes one in 370 of those by chance), and
-    growing as sqrt(n) for one they do. A constant column, or constant answers, scores 0."""
+    growing as sqrt(n) for one they do. A constant column, or constant answers, scores 0.
+
+    ``steps`` (n,), the difference in real steps (clips cut by a termination are shorter), is
+    regressed out of every column first (a partial correlation): a sum over a longer clip is
+    larger for any feature that is positive on average (every square is), so without this
+    each would stand in for "lasted longer", which the networks' bias already learns."""
     n = len(first_above)
     if n < 3:
         return torch.zeros(differences.shape[1], dtype=torch.float64)
     d = differences.double() - differences.double().mean(0)
+    if steps is not None:
+        s = steps.double() - steps.double().mean()
+        if s.norm() > 0:
+            d = d - torch.outer(s, (s @ d) / (s @ s))
     y = first_above.double() * 2 - 1
     y = y - y.mean()
     scale = d.norm(dim=0) * y.norm()
+    # a column that is constant, or all explained by the steps, has no evidence of its own
+    scale = torch.where(scale > 1e-9 * differences.double().norm(dim=0) * y.norm(), scale, torch.zeros_like(scale))
     r = (d * y.unsqueeze(-1)).sum(0) / torch.where(scale > 0, scale, torch.ones_like(scale))
     return torch.where(scale > 0, r, torch.zeros_like(r)) * n**0.5
 
@@ -241,20 +252,22 @@ class RewardModel:
     def screen_features(self, data: PreferenceDataset, threshold: float, chunk: int = 256) -> int:
         """Choose the features the networks see (``reward_feature_screening``): of [z, z**2], z the
         standardised inputs, those whose difference in clip sums between each query's first two
-        clips predicts which of them the teacher ranked higher, at ``|screening_z| > threshold``
-        over every ranked label so far. If none passes, z alone. Returns the features kept."""
+        clips predicts which of them the teacher ranked higher, beyond what the clips' lengths
+        predict, at ``|screening_z| > threshold`` over every ranked label so far. If none passes,
+        z alone. Returns the features kept."""
         ensemble = self.ensemble
         ranked = ~data.equal[: len(data)]
-        diffs = []
+        diffs, steps = [], []
         for start in range(0, len(data), chunk):
             part = slice(start, min(start + chunk, len(data)))
             parts = [data.obs[part], data.actions[part]] + ([data.next_obs[part]] if self.next_state else [])
             z = (torch.cat(parts, dim=-1) - ensemble.input_mean) / ensemble.input_std
             sums = (torch.cat([z, z * z], dim=-1) * data.mask[part].unsqueeze(-1)).sum(-2)  # (b, K, features)
             diffs.append((sums[:, 0] - sums[:, 1]).double())
+            steps.append((data.mask[part][:, 0] - data.mask[part][:, 1]).sum(-1).double())
         rankings = data.rankings[: len(data)][ranked]
         first_above = (rankings == 0).int().argmax(-1) < (rankings == 1).int().argmax(-1)  # positions of clips 0, 1
-        scores = screening_z(torch.cat(diffs)[ranked], first_above)
+        scores = screening_z(torch.cat(diffs)[ranked], first_above, torch.cat(steps)[ranked])
         keep = (scores.abs() > threshold).float()
         if not keep.any():
             keep[: len(keep) // 2] = 1

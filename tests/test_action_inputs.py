@@ -123,6 +123,17 @@ def test_screening_z_is_the_correlation_with_the_answers_times_sqrt_n() -> None:
     np.testing.assert_allclose(z[:2], brute, rtol=1e-9)  # float64 sums of 200 terms: far below 1e-9
     assert z[2] == 0  # a constant feature carries no evidence
     assert z[0] > 8 and abs(z[1]) < 3
+    # answers that depend on the clips' lengths and on one feature; a second feature is larger
+    # only because its clip lasted longer (a sum of squares over more steps): it carries nothing
+    # beyond the length, so it scores about N(0, 1) once the steps are given
+    steps, own = rng.normal(size=n) * 10, rng.normal(size=n)
+    answers = steps / 10 + own + 0.3 * rng.normal(size=n) > 0
+    proxy = 0.9 * steps + 0.1 * rng.normal(size=n)
+    both = torch.as_tensor(np.stack([proxy, own], axis=1))
+    alone = screening_z(both, torch.as_tensor(answers)).numpy()
+    partial = screening_z(both, torch.as_tensor(answers), torch.as_tensor(steps)).numpy()
+    assert alone[0] > 6 and abs(partial[0]) < 3  # 3 is a 1-in-370 miss under the null
+    assert partial[1] > 6  # evidence of its own survives
 
 
 def test_screening_needs_plain_action_inputs_and_matching_model_files(tmp_path) -> None:

@@ -186,7 +186,8 @@ def blank(rows: list[StoredAnswer], keep: str, kept_obs: list[int] | None = None
 
 def screening(rows: list[StoredAnswer], top: int = 10) -> list[dict[str, Any]]:
     """After each session, on every label so far: the ``top`` features of [z, z^2] by |z-score|
-    and how many pass 3 and 3.5 (z standardised with the first session's clip statistics)."""
+    (beyond the clips' lengths, as the model screens) and how many pass 3 and 3.5 (z
+    standardised with the first session's clip statistics)."""
     sessions = sorted({r.session for r in rows})
     first = [r for r in rows if r.session == sessions[0]]
     steps = np.concatenate([stack(c)[c.mask] for r in first for c in r.query.clips])
@@ -207,7 +208,8 @@ def screening(rows: list[StoredAnswer], top: int = 10) -> list[dict[str, Any]]:
         given = [r for r in rows if r.session <= session]
         diffs = torch.tensor(np.array([sums(r.query.clips[0]) - sums(r.query.clips[1]) for r in given]))
         first_above = torch.tensor([list(r.answer.ranking).index(0) < list(r.answer.ranking).index(1) for r in given])
-        z = screening_z(diffs, first_above).numpy()
+        steps = torch.tensor([float(r.query.clips[0].mask.sum()) - float(r.query.clips[1].mask.sum()) for r in given])
+        z = screening_z(diffs, first_above, steps).numpy()
         order = np.argsort(-np.abs(z))[:top]
         out.append({"session": session, "labels": len(given), "above_3": int((np.abs(z) > 3).sum()),
                     "above_3.5": int((np.abs(z) > 3.5).sum()),
