@@ -75,6 +75,7 @@ class Ensemble(nn.Module):
     input_mean: Tensor  # registered buffers (see __init__)
     input_std: Tensor
     input_fitted: Tensor
+    feature_mask: Tensor  # only with ``screened``
 
     def __init__(
         self,

@@ -101,7 +101,9 @@ def test_auto_picks_the_candidate_that_predicts_new_labels(task: str) -> None:
     assert auto > min(plain, quadratic) + 0.1
 
 
-@pytest.mark.parametrize(("task", "inputs"), [("quadratic", ["action[0]^2", "action[1]^2"]), ("linear", ["obs[0]", "obs[1]"])])
+@pytest.mark.parametrize(
+    ("task", "inputs"), [("quadratic", ["action[0]^2", "action[1]^2"]), ("linear", ["obs[0]", "obs[1]"])]
+)
 def test_feature_screening_finds_the_two_inputs_a_reward_depends_on(task: str, inputs: list[str]) -> None:
     _, _, plain = learn(task, "plain")
     model, _, screened = learn(task, "plain", screening=3.0)
