@@ -250,29 +250,35 @@ class RewardModel:
             ensemble.input_fitted.fill_(True)
 
     @torch.no_grad()
-    def screen_features(self, data: PreferenceDataset, threshold: float, chunk: int = 256) -> int:
-        """Choose the features the networks see (``reward_feature_screening``): of [z, z**2], z the
-        standardised inputs, those whose difference in clip sums between each query's first two
-        clips predicts which of them the teacher ranked higher, beyond what the clips' lengths
-        predict, at ``|screening_z| > threshold`` over every ranked label so far. If none passes,
-        z alone. Returns the features kept."""
+    def screening_scores(self, data: PreferenceDataset, chunk: int = 256) -> Tensor:
+        """:func:`screening_z` of every feature of [z, z**2] (z: the inputs standardised with the
+        active candidate's statistics; names in :meth:`feature_names`) over the ranked labels of
+        ``data``: how well the difference in clip sums between each query's first two clips
+        predicts which of them the teacher ranked higher, beyond what the clips' lengths do."""
         ensemble = self.ensemble
-        ranked = ~data.equal[: len(data)]
         diffs, steps = [], []
         for start in range(0, len(data), chunk):
-            part = slice(start, min(start + chunk, len(data)))
+            part = slice(start, start + chunk)
             parts = [data.obs[part], data.actions[part]] + ([data.next_obs[part]] if self.next_state else [])
             z = (torch.cat(parts, dim=-1) - ensemble.input_mean) / ensemble.input_std
-            sums = (torch.cat([z, z * z], dim=-1) * data.mask[part].unsqueeze(-1)).sum(-2)  # (b, K, features)
+            mask = data.mask[part]
+            sums = (torch.cat([z, z * z], dim=-1) * mask.unsqueeze(-1)).sum(-2)  # (b, K, features)
             diffs.append((sums[:, 0] - sums[:, 1]).double())
-            steps.append((data.mask[part][:, 0] - data.mask[part][:, 1]).sum(-1).double())
-        rankings = data.rankings[: len(data)][ranked]
+            steps.append((mask[:, 0] - mask[:, 1]).sum(-1).double())
+        ranked = ~data.equal
+        rankings = data.rankings[ranked]
         first_above = (rankings == 0).int().argmax(-1) < (rankings == 1).int().argmax(-1)  # positions of clips 0, 1
-        scores = screening_z(torch.cat(diffs)[ranked], first_above, torch.cat(steps)[ranked])
-        keep = (scores.abs() > threshold).float()
+        return screening_z(torch.cat(diffs)[ranked], first_above, torch.cat(steps)[ranked])
+
+    @torch.no_grad()
+    def screen_features(self, data: PreferenceDataset, threshold: float) -> int:
+        """Choose the features the networks see (``reward_feature_screening``): of [z, z**2], those
+        whose :meth:`screening_scores` over every ranked label so far exceed ``threshold`` in
+        absolute value. If none does, z alone. Returns the features kept."""
+        keep = (self.screening_scores(data).abs() > threshold).float()
         if not keep.any():
             keep[: len(keep) // 2] = 1
-        ensemble.feature_mask.copy_(keep)
+        self.ensemble.feature_mask.copy_(keep)
         return int(keep.sum())
 
     # ----------------------------------------------------------------- inference
@@ -318,14 +324,18 @@ class RewardModel:
         names = [f"obs[{i}]" for i in range(self.obs_dim)] + [f"action[{j}]" for j in range(self.act_dim)]
         return names + ([f"next_obs[{i}]" for i in range(self.obs_dim)] if self.next_state else [])
 
-    def screened_features(self) -> list[str]:
-        """The names of the features the networks see under ``reward_feature_screening`` (an
-        input's name, or its name with ``^2`` for its square); every input name without it."""
+    def feature_names(self) -> list[str]:
+        """A name for each screening candidate, [z, z**2]: the input names, then each with ``^2``."""
         names = self.input_names()
+        return names + [f"{name}^2" for name in names]
+
+    def screened_features(self) -> list[str]:
+        """The names of the features the networks see under ``reward_feature_screening`` (see
+        :meth:`feature_names`); every input name without it."""
         if not self.screened:
-            return names
+            return self.input_names()
         mask = self.ensemble.feature_mask.bool().tolist()
-        return [name for name, kept in zip(names + [f"{n}^2" for n in names], mask) if kept]
+        return [name for name, kept in zip(self.feature_names(), mask) if kept]
 
     def input_reliance(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray | None = None) -> np.ndarray:
         """How much the learned reward moves with each input on these N transitions: the mean

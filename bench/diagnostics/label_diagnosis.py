@@ -13,7 +13,7 @@ From a run's label store (``labels.db``; its clips carry next observations and t
    from the first session's, which fixes the model's input statistics.
 4. **Screening**: after each session, the features of [z, z^2] (z: the inputs standardised with
    the first session's statistics) whose clip-sum difference best predicts the answers so far
-   (``pebble.reward_model.screening_z``), as ``--reward-feature-screening`` sees them.
+   (``RewardModel.screening_scores``), as ``--reward-feature-screening`` sees them.
 5. **Replays** (``pebble fit-reward --by-session``) with other reward-model settings, or with
    the observation or the action blanked out, or all observation entries but the velocity
    (``velocity_only``) or but the first ``--obs-prefix`` ones (``obs_prefix*``) zeroed: mean
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from pebble import offline  # noqa: E402
 from pebble.config import RewardModelConfig  # noqa: E402
 from pebble.label_store import LabelStore, StoredAnswer  # noqa: E402
-from pebble.reward_model import screening_z  # noqa: E402
+from pebble.reward_model import RewardModel  # noqa: E402
 
 #: name -> (settings of the ``reward`` section, inputs kept: "all", "actions", "observations",
 #: "velocity" (actions and the --velocity-index entry) or "prefix" (actions and the first --obs-prefix entries))
@@ -184,42 +184,28 @@ def blank(rows: list[StoredAnswer], keep: str, kept_obs: list[int] | None = None
             for r in rows]  # fmt: skip
 
 
-def screening(rows: list[StoredAnswer], top: int = 10) -> list[dict[str, Any]]:
-    """After each session, on every label so far: the ``top`` features of [z, z^2] by |z-score|
-    (beyond the clips' lengths, as the model screens) and how many pass 3 and 3.5 (z
-    standardised with the first session's clip statistics)."""
-    sessions = sorted({r.session for r in rows})
-    first = [r for r in rows if r.session == sessions[0]]
-    steps = np.concatenate([stack(c)[c.mask] for r in first for c in r.query.clips])
-    mean, std = steps.mean(0), steps.std(0)
-    std = np.where(std < 1e-6, 1.0, std)
-    clip0 = rows[0].query.clips[0]
-    obs, act = clip0.observations.shape[-1], clip0.actions.shape[-1]
-    names = [f"obs[{i}]" for i in range(obs)] + [f"action[{j}]" for j in range(act)]
-    names += [f"next_obs[{i}]" for i in range(obs)]
-    names += [f"{n}^2" for n in names]
-
-    def sums(clip: Any) -> np.ndarray:
-        z = (stack(clip) - mean) / std
-        return (np.concatenate([z, z * z], -1) * clip.mask[:, None]).sum(0)
-
+def screening(run: Path, sessions: set[int], top: int = 10) -> list[dict[str, Any]]:
+    """After each session, on every label so far: the ``top`` features of [z, z^2] by
+    ``RewardModel.screening_scores`` (inputs standardised with the first session's clips, as a
+    replay fixes them) and how many pass 3 and 3.5."""
+    rows, meta = offline._read(str(run / "labels.db"), True)
+    rows = [r for r in rows if r.session in sessions]
+    data = offline._dataset(meta, True)
+    model = RewardModel(data.obs_dim, data.act_dim, RewardModelConfig(reward_next_state=True))
+    names = model.feature_names()
     out = []
-    for session in sessions:
-        given = [r for r in rows if r.session <= session]
-        diffs = torch.tensor(np.array([sums(r.query.clips[0]) - sums(r.query.clips[1]) for r in given]))
-        first_above = torch.tensor([list(r.answer.ranking).index(0) < list(r.answer.ranking).index(1) for r in given])
-        steps = torch.tensor([float(r.query.clips[0].mask.sum()) - float(r.query.clips[1].mask.sum()) for r in given])
-        z = screening_z(diffs, first_above, steps).numpy()
+    for session in sorted(sessions):
+        for r in rows:
+            if r.session == session:
+                data.add(r.query, r.answer)
+        if model.needs_input_normalization:
+            model.fit_input_normalization(*offline._real_steps(data, True))
+        z = model.screening_scores(data).numpy()
         order = np.argsort(-np.abs(z))[:top]
-        out.append({"session": session, "labels": len(given), "above_3": int((np.abs(z) > 3).sum()),
+        out.append({"session": session, "labels": len(data), "above_3": int((np.abs(z) > 3).sum()),
                     "above_3.5": int((np.abs(z) > 3.5).sum()),
                     "top": [[names[i], round(float(z[i]), 2)] for i in order]})  # fmt: skip
     return out
-
-
-def stack(clip: Any) -> np.ndarray:
-    """A clip's network inputs (H, obs + act + obs): concat(s, a, s')."""
-    return np.concatenate([clip.observations, clip.actions, clip.next_observations], -1)
 
 
 def replay(
@@ -276,7 +262,7 @@ def main() -> None:
             f"session {s['session']}: pair-difference sd {s['sd_total']:.1f} (healthy {s['sd_healthy']:.1f}, "
             f"ctrl {s['sd_ctrl']:.1f}, rest {s['sd_rest']:.1f}); with a termination {s['share_with_termination']:.2f}"
         )
-    result["screening"] = screening(rows)
+    result["screening"] = screening(run, {r.session for r in rows})
     for s in result["screening"]:
         top = ", ".join(f"{n} {z:.1f}" for n, z in s["top"][:6])
         print(f"screening after session {s['session']} ({s['labels']} labels): {s['above_3']} above 3; {top}")
