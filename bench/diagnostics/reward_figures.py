@@ -3,7 +3,8 @@
 For each run folder: held-out accuracy on each session's new labels (and its mean from the
 fifth session on), the per-step correlation of learned and true reward over recent buffer
 rows (``reward_model/correlation``; its minimum and mean from ``--from-step`` on), the
-candidate of ``--reward-action-inputs auto`` per session, and the final return.
+candidate of ``--reward-action-inputs auto`` and the number of features
+``--reward-feature-screening`` kept, per session, and the final return.
 
     python bench/diagnostics/reward_figures.py --name reward_figures_ant_100k_jax \
         runs/sweeps/ant_100k_jax/Ant-v5__pebble_1000_auto__*
@@ -28,6 +29,7 @@ def figures(run: Path, from_step: int) -> dict:
     _, heldout = eval_curve(run, "reward_model/heldout_accuracy")
     steps, corr = eval_curve(run, "reward_model/correlation")
     _, quadratic = eval_curve(run, "reward_model/quadratic_action_inputs")
+    _, screened = eval_curve(run, "reward_model/screened_features")
     late = [c for s, c in zip(steps, corr) if s >= from_step and np.isfinite(c)]
     record = load_run(run)
     return {
@@ -38,6 +40,7 @@ def figures(run: Path, from_step: int) -> dict:
         "correlation_min_from_step": float(min(late)) if late else None,
         "correlation_mean_from_step": float(np.mean(late)) if late else None,
         "quadratic_action_inputs": quadratic,
+        "screened_features": screened,
     }
 
 
