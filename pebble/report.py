@@ -114,6 +114,20 @@ class Difference:
 
 
 @dataclass
+class SeedPair:
+    """One common seed of a group and its baseline: each side's value (the mean of its runs if the
+    seed was run more than once; ``None`` where a run has no such value)."""
+
+    seed: int
+    final_return: float | None
+    baseline_final_return: float | None
+    mean_over_evaluations: float | None
+    baseline_mean_over_evaluations: float | None
+    seconds: float | None
+    baseline_seconds: float | None
+
+
+@dataclass
 class Paired:
     """A group against its environment's baseline on their common seeds (``None``: fewer than 2)."""
 
@@ -123,6 +137,7 @@ class Paired:
     common_seeds: list[int]
     final_return: Difference | None
     mean_over_evaluations: Difference | None
+    per_seed: list[SeedPair] = field(default_factory=list)
 
 
 @dataclass
@@ -352,6 +367,23 @@ def _paired_metric(
     return mean_difference([mine[s] - theirs[s] for s in common], reps, seed)
 
 
+def seed_pairs(group: Group, base: Group) -> list[SeedPair]:
+    """Both sides' final return, mean over evaluations and wall time on each common seed."""
+    values: dict[str, Callable[[RunRecord], float | None]] = {
+        "final_return": lambda r: r.final_return,
+        "mean_over_evaluations": lambda r: r.mean_over_evaluations,
+        "seconds": lambda r: r.seconds,
+    }
+    mine = {name: _per_seed(group, v) for name, v in values.items()}
+    theirs = {name: _per_seed(base, v) for name, v in values.items()}
+    pairs = []
+    for s in sorted(set(group.seeds) & set(base.seeds)):
+        sides = {name: mine[name].get(s) for name in values}
+        sides |= {f"baseline_{name}": theirs[name].get(s) for name in values}
+        pairs.append(SeedPair(seed=s, **sides))
+    return pairs
+
+
 def compare(group: Group, base: Group, reps: int, seed: int) -> Paired:
     """``group`` minus ``base``, seed by seed, for the final return and the mean over evaluations."""
     common = sorted(set(group.seeds) & set(base.seeds))
@@ -362,6 +394,7 @@ def compare(group: Group, base: Group, reps: int, seed: int) -> Paired:
         common_seeds=common,
         final_return=_paired_metric(group, base, lambda r: r.final_return, reps, seed),
         mean_over_evaluations=_paired_metric(group, base, lambda r: r.mean_over_evaluations, reps, seed),
+        per_seed=seed_pairs(group, base),
     )
 
 
@@ -483,6 +516,30 @@ def _paired_row(p: Paired) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+PER_SEED_HEADER = (
+    "| group | seed | final return: baseline | final return: group | final return: Δ "
+    "| mean over evaluations: baseline | mean over evaluations: group | mean over evaluations: Δ "
+    "| wall time: group / baseline |\n"
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+)
+
+
+def _delta(mine: float | None, theirs: float | None) -> str:
+    return "—" if mine is None or theirs is None else f"{mine - theirs:+.1f}"
+
+
+def _ratio(mine: float | None, theirs: float | None) -> str:
+    return "—" if mine is None or not theirs else f"{mine / theirs:.2f}x"
+
+
+def _per_seed_row(p: Paired, s: SeedPair) -> str:
+    cells = [_cell(p.label), str(s.seed), _num(s.baseline_final_return), _num(s.final_return)]
+    cells += [_delta(s.final_return, s.baseline_final_return), _num(s.baseline_mean_over_evaluations)]
+    cells += [_num(s.mean_over_evaluations), _delta(s.mean_over_evaluations, s.baseline_mean_over_evaluations)]
+    cells.append(_ratio(s.seconds, s.baseline_seconds))
+    return "| " + " | ".join(cells) + " |"
+
+
 def _paired_section(report: Report) -> list[str]:
     lines = [f"## Paired differences (group − baseline, seed by seed), --baseline {report.baseline!r}", ""]
     if report.paired:
@@ -493,7 +550,12 @@ def _paired_section(report: Report) -> list[str]:
         "Δ: mean over the common seeds of (group − baseline); SE: standard deviation of the differences "
         "(ddof=1) / √n; 95% CI: stratified bootstrap of the mean difference."
     )
-    return lines + [explanation, ""]
+    lines += [explanation, ""]
+    rows = [_per_seed_row(p, s) for p in report.paired for s in p.per_seed]
+    if rows:
+        lines += ["### Per seed", "", PER_SEED_HEADER, *rows, ""]
+        lines += ["A seed run more than once shows the mean of its runs; wall time: the runs' total seconds.", ""]
+    return lines
 
 
 def to_markdown(report: Report) -> str:

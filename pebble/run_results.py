@@ -55,6 +55,11 @@ class RunRecord:
         return None if self.summary is None else float(self.summary["steps_per_second"])
 
     @property
+    def seconds(self) -> float | None:
+        """Wall-clock seconds of the whole run (``None`` while unfinished)."""
+        return None if self.summary is None else float(self.summary["seconds"])
+
+    @property
     def labels(self) -> int | None:
         """Labels the teacher gave over the run (``None`` while unfinished)."""
         return None if self.summary is None else int(self.summary["labels"])

@@ -204,6 +204,28 @@ def test_paired_difference_and_standard_error(tmp_path: Path) -> None:
     assert "fewer than 2 common seeds (1)" in report.to_markdown(rep)
 
 
+def test_per_seed_listing_gives_both_sides_of_each_common_seed(tmp_path: Path) -> None:
+    make_run(tmp_path, "base0", 0, [0.0, 100.0], sps=50.0, true_reward=True, labels=0)
+    make_run(tmp_path, "base1", 1, [10.0, 300.0], sps=50.0, true_reward=True, labels=0)
+    make_run(tmp_path, "new0", 0, [5.0, 250.0], sps=25.0)
+    make_run(tmp_path, "new1a", 1, [40.0, 330.0], sps=50.0)
+    make_run(tmp_path, "new1b", 1, [20.0, 310.0], sps=50.0)  # seed 1 twice: its mean is listed
+    make_run(tmp_path, "new2", 2, [7.0, 900.0])  # no baseline run: not listed
+    (p,) = build([tmp_path], baseline="true_reward=True").paired
+    assert [s.seed for s in p.per_seed] == [0, 1]
+    s0, s1 = p.per_seed
+    assert (s0.final_return, s0.baseline_final_return) == (250.0, 100.0)
+    assert (s0.mean_over_evaluations, s0.baseline_mean_over_evaluations) == (127.5, 50.0)
+    assert s0.seconds == pytest.approx(2 * s0.baseline_seconds)  # half the steps per second, same steps
+    assert (s1.final_return, s1.mean_over_evaluations) == (320.0, 175.0)
+    # the listing and the paired mean agree: the mean of the per-seed differences is the Δ
+    assert p.final_return is not None
+    assert p.final_return.mean == pytest.approx(np.mean([250.0 - 100.0, 320.0 - 300.0]))
+    md = report.to_markdown(build([tmp_path], baseline="true_reward=True"))
+    assert "| 0 | 100.0 | 250.0 | +150.0 | 50.0 | 127.5 | +77.5 | 2.00x |" in md
+    assert "| 1 | 300.0 | 320.0 | +20.0 | 155.0 | 175.0 | +20.0 | 1.00x |" in md
+
+
 def test_iqm_per_step_matches_rliable_aggregate_iqm() -> None:
     from rliable import metrics
 
