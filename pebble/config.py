@@ -140,10 +140,11 @@ class RewardModelConfig:
         0.0, "Decoupled (AdamW) weight decay of the reward networks (0: none, the reference)."
     )
     reward_feature_screening: float = opt(
-        0.0,
+        3.0,
         "Screen the reward networks' inputs: feed each standardised input and its square, kept only if the "
         "labels so far favour it (|z| of the correlation of its clip-sum difference with the answers above "
-        "this threshold), re-screened every session; 0: off. See docs/reward_learning.md.",
+        "this threshold), re-screened every session; 0: off, every input as it is (the reference). "
+        "See docs/reward_learning.md.",
     )
     reward_epochs: int = opt(50, "Maximum epochs over all labels per feedback session (reference: reward_update).")
     reward_batch_size: int = opt(128, "Queries per reward-model minibatch.")
@@ -339,8 +340,8 @@ class Config:
             raise ConfigError(f"--tau must be in (0, 1], got {self.algo.tau}")
         if self.reward.reward_feature_screening and self.reward.reward_action_inputs != "plain":
             raise ConfigError(
-                "--reward-feature-screening needs --reward-action-inputs plain "
-                "(screening already offers the square of every input, the actions' included)"
+                f"--reward-action-inputs {self.reward.reward_action_inputs} needs --reward-feature-screening 0 "
+                "(screening, on by default, already offers the square of every input, the actions' included)"
             )
         if not 0 < self.reward.accuracy_stop <= 1:
             raise ConfigError(f"--accuracy-stop must be in (0, 1], got {self.reward.accuracy_stop}")

@@ -19,7 +19,7 @@ from typing import Any
 from pebble import config as cfg
 from pebble.config import Config, ConfigError
 
-#: The reference reward model: 3 members of 3 x 256 with a tanh output, on r(s, a), unstandardised.
+#: The reference reward model: 3 members of 3 x 256 with a tanh output, on r(s, a), unstandardised, unscreened.
 _REFERENCE_REWARD = {
     "ensemble_size": 3,
     "reward_hidden": [256, 256, 256],
@@ -28,6 +28,7 @@ _REFERENCE_REWARD = {
     "reward_output": "tanh",
     "reward_next_state": False,
     "normalize_inputs": False,
+    "reward_feature_screening": 0.0,
 }
 
 

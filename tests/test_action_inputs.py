@@ -20,6 +20,7 @@ The margins asserted are several times what seed or CPU rounding moves (measured
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -139,8 +140,9 @@ def test_screening_z_is_the_correlation_with_the_answers_times_sqrt_n() -> None:
 
 
 def test_screening_needs_plain_action_inputs_and_matching_model_files(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="--reward-feature-screening needs --reward-action-inputs plain"):
-        Config(reward=RewardModelConfig(reward_feature_screening=3.0, reward_action_inputs="auto")).validate()
+    with pytest.raises(ConfigError, match="--reward-action-inputs auto needs --reward-feature-screening 0"):
+        Config(reward=RewardModelConfig(reward_action_inputs="auto")).validate()  # screening is on by default
+    Config(reward=RewardModelConfig(reward_feature_screening=0.0, reward_action_inputs="auto")).validate()
     with pytest.raises(ConfigError, match="--reward-feature-screening must be >= 0"):
         Config(reward=RewardModelConfig(reward_feature_screening=-1.0)).validate()
     model, _, _ = learn("linear", "plain", screening=3.0)
@@ -149,13 +151,18 @@ def test_screening_needs_plain_action_inputs_and_matching_model_files(tmp_path) 
     loaded.load(tmp_path / "rm.pt")  # the mask travels with the weights
     obs, act = sample(np.random.default_rng(3), 50)
     np.testing.assert_array_equal(loaded.reward(obs, act), model.reward(obs, act))
-    plain = RewardModel(OBS, ACT, RewardModelConfig(reward_next_state=False, reward_hidden=[64, 64]))
+    unscreened = RewardModelConfig(reward_next_state=False, reward_hidden=[64, 64], reward_feature_screening=0.0)
     with pytest.raises(ValueError, match="trained with --reward-feature-screening"):
-        plain.load(tmp_path / "rm.pt")
+        RewardModel(OBS, ACT, unscreened).load(tmp_path / "rm.pt")
+    plain, _, _ = learn("linear", "plain", sessions=1, screening=0.0)
+    plain.save(tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="trained without --reward-feature-screening"):
+        RewardModel(OBS, ACT, model.config).load(tmp_path / "plain.pt")
 
 
 def test_selection_sums_heldout_accuracies_and_ignores_untrained_candidates() -> None:
-    model = RewardModel(3, 2, RewardModelConfig(reward_action_inputs="auto", reward_next_state=False))
+    config = RewardModelConfig(reward_action_inputs="auto", reward_next_state=False, reward_feature_screening=0.0)
+    model = RewardModel(3, 2, config)
     assert model.candidate_names == ["plain", "quadratic"] and model.active == 0
     model.record_heldout([0.2, 0.9])  # untrained: no evidence yet
     assert model.active == 0 and model.heldout_sums == [0.0, 0.0]
@@ -171,23 +178,26 @@ def test_selection_sums_heldout_accuracies_and_ignores_untrained_candidates() ->
 def test_auto_model_saves_and_loads_its_candidates_and_choice(tmp_path) -> None:
     model, _, _ = learn("quadratic", "auto", sessions=2)
     model.save(tmp_path / "rm.pt")
-    config = RewardModelConfig(reward_next_state=False, reward_action_inputs="auto", reward_hidden=[64, 64])
+    config = RewardModelConfig(
+        reward_next_state=False, reward_action_inputs="auto", reward_hidden=[64, 64], reward_feature_screening=0.0
+    )
     loaded = RewardModel(OBS, ACT, config)
     loaded.load(tmp_path / "rm.pt")
     assert loaded.active_name == model.active_name and loaded.heldout_sums == model.heldout_sums
     obs, act = sample(np.random.default_rng(3), 50)
     np.testing.assert_array_equal(loaded.reward(obs, act), model.reward(obs, act))
-    plain = RewardModel(OBS, ACT, RewardModelConfig(reward_next_state=False, reward_hidden=[64, 64]))
+    plain = RewardModel(OBS, ACT, replace(config, reward_action_inputs="plain"))
     with pytest.raises(ValueError, match="--reward-action-inputs auto"):
         plain.load(tmp_path / "rm.pt")
 
 
 def test_model_files_of_pebble_0_4_load_as_plain(tmp_path) -> None:
-    model = RewardModel(OBS, ACT, RewardModelConfig(reward_next_state=False))
+    config = RewardModelConfig(reward_next_state=False, reward_feature_screening=0.0)  # 0.4 had no screening
+    model = RewardModel(OBS, ACT, config)
     state = model.state_dict()
     old = {"ensemble": state["ensembles"][0], "optimizer": state["optimizers"][0]}  # type: ignore[index]
     old.update({key: state[key] for key in ("obs_dim", "act_dim", "next_state")})
-    fresh = RewardModel(OBS, ACT, RewardModelConfig(reward_next_state=False))
+    fresh = RewardModel(OBS, ACT, config)
     fresh.load_state_dict(old)
     obs, act = sample(np.random.default_rng(3), 50)
     np.testing.assert_array_equal(fresh.reward(obs, act), model.reward(obs, act))

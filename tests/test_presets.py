@@ -42,6 +42,7 @@ def test_a_run_saves_the_expanded_values_not_the_name(tmp_path: Path) -> None:
     saved = json.loads((run_dir / "config.json").read_text())
     assert "preset" not in json.dumps(saved)
     assert saved["reward"]["reward_output"] == "tanh" and saved["reward"]["reward_epochs"] == 10
+    assert saved["reward"]["reward_feature_screening"] == 0.0  # the reference does not screen; the default does
     assert saved["algo"]["init_ent_coef"] == 0.1 and saved["algo"]["batch_size"] == 32
 
 

@@ -174,7 +174,20 @@ def test_labels_from_warm_starts_a_new_run_and_fit_reward(tmp_path: Path, refere
     # the replay measures each later session's labels before training on them, as the run did
     sessions = len({row[3] for row in labels(reference)})
     assert (
-        main(["fit-reward", str(store), "--by-session", "--reward-hidden", "32", "--reward-action-inputs", "auto"]) == 0
+        main(
+            [
+                "fit-reward",
+                str(store),
+                "--by-session",
+                "--reward-hidden",
+                "32",
+                "--reward-action-inputs",
+                "auto",
+                "--reward-feature-screening",
+                "0",
+            ]
+        )
+        == 0
     )
     out = capsys.readouterr().out
     assert f"in {sessions} sessions" in out
