@@ -212,7 +212,8 @@ def replay(
     run: Path, variant: str, seed: int, kept_obs: dict[str, list[int]], sessions: set[int]
 ) -> dict[str, Any]:  # fmt: skip
     settings, keep = VARIANTS[variant]
-    reward = dataclasses.replace(RewardModelConfig(), **settings)
+    # on plain inputs unless a variant screens: the variants were defined before screening became the default (0.8.0)
+    reward = dataclasses.replace(RewardModelConfig(), reward_feature_screening=0.0, **settings)
     original = offline._read
 
     def read_kept(store: str, next_state: bool) -> tuple[list[StoredAnswer], dict[str, Any]]:

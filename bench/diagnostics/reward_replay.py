@@ -82,7 +82,9 @@ def correlation(model: RewardModel, obs: np.ndarray, act: np.ndarray, true: np.n
 
 def replay(run: Path, variant: str, seed: int) -> dict:
     # today's defaults but r(s, a): the labels of runs made before next states were stored lack them
-    settings = dataclasses.replace(RewardModelConfig(), reward_next_state=False, **VARIANTS[variant])
+    # plain inputs unless a variant says otherwise: its variants predate screening as the default (0.8.0)
+    base = dataclasses.replace(RewardModelConfig(), reward_next_state=False, reward_feature_screening=0.0)
+    settings = dataclasses.replace(base, **VARIANTS[variant])
     store = LabelStore(run / "labels.db", read_only=True)
     meta = store.meta
     rows = [r for r in store if r.answer.kind != "skip"]
