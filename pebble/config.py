@@ -497,6 +497,7 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("reward", "normalize_inputs"): False,
     ("reward", "reward_output"): "tanh",
     ("reward", "reward_next_state"): False,
+    ("reward", "reward_feature_screening"): 0.0,
     ("algo", "backend"): "torch",
 }
 

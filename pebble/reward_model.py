@@ -274,7 +274,10 @@ class RewardModel:
     def screen_features(self, data: PreferenceDataset, threshold: float) -> int:
         """Choose the features the networks see (``reward_feature_screening``): of [z, z**2], those
         whose :meth:`screening_scores` over every ranked label so far exceed ``threshold`` in
-        absolute value. If none does, z alone. Returns the features kept."""
+        absolute value. If none does, z alone. Returns the features kept. Without a ranked label
+        (every query so far skipped or judged equal) there is no evidence, and the mask stays."""
+        if not bool((~data.equal).any()):
+            return int(self.ensemble.feature_mask.sum())
         keep = (self.screening_scores(data).abs() > threshold).float()
         if not keep.any():
             keep[: len(keep) // 2] = 1

@@ -31,7 +31,7 @@ from pebble.config import Config, ConfigError, RewardModelConfig
 from pebble.labels import PreferenceDataset
 from pebble.reward_learning import RewardLearner, return_correlation
 from pebble.reward_model import RewardModel, screening_z
-from teachers.contract import Clip, Query, TeachingContext
+from teachers.contract import Answer, Clip, Query, TeachingContext
 from teachers.scripted import ScriptedTeacher
 
 OBS, ACT, H = 60, 4, 10
@@ -137,6 +137,22 @@ def test_screening_z_is_the_correlation_with_the_answers_times_sqrt_n() -> None:
     partial = screening_z(both, torch.as_tensor(answers), torch.as_tensor(steps)).numpy()
     assert alone[0] > 6 and abs(partial[0]) < 3  # 3 is a 1-in-370 miss under the null
     assert partial[1] > 6  # evidence of its own survives
+
+
+def test_screening_without_a_ranked_label_keeps_the_features_it_had() -> None:
+    """A session whose queries were all skipped or judged equal carries no evidence: screening
+    keeps z alone (or the features an earlier session chose) instead of failing."""
+    config = RewardModelConfig(reward_next_state=False, reward_feature_screening=3.0)
+    model = RewardModel(OBS, ACT, config)
+    before = model.ensemble.feature_mask.clone()
+    data = PreferenceDataset(OBS, ACT, 2, H)
+    assert model.screen_features(data, 3.0) == OBS + ACT  # no label at all: z alone
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        clips = tuple(Clip(*sample(rng, H), np.zeros(H, np.float32), np.ones(H, bool)) for _ in range(2))
+        data.add(Query(len(data), clips), Answer.equal())
+    assert model.screen_features(data, 3.0) == OBS + ACT
+    assert torch.equal(model.ensemble.feature_mask, before)
 
 
 def test_screening_needs_plain_action_inputs_and_matching_model_files(tmp_path) -> None:

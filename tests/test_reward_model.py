@@ -162,7 +162,8 @@ def test_every_setting_comes_from_the_config() -> None:
     default = RewardModel(OBS, ACT)  # no config: RewardModelConfig()'s settings, r(s, a, s') among them
     assert default.config == defaults and default.next_state and default.needs_input_normalization
     assert default.members == defaults.ensemble_size
-    inputs = 2 * OBS + ACT  # concat(s, a, s')
+    inputs = 2 * (2 * OBS + ACT)  # concat(s, a, s') and its square: feature screening is on by default
+    assert defaults.reward_feature_screening > 0
     assert sum(p.numel() for p in default.ensemble.parameters()) == parameter_count(
         inputs, defaults.reward_hidden, defaults.ensemble_size
     )
@@ -172,7 +173,7 @@ def test_every_setting_comes_from_the_config() -> None:
     assert default.reward(np.zeros((2, OBS)), np.zeros((2, ACT)), np.zeros((2, OBS))).shape == (2,)
     config = RewardModelConfig(
         ensemble_size=2, reward_hidden=[16], reward_lr=1e-2, reward_weight_decay=0.5, reward_output="tanh",
-        reward_next_state=False, normalize_inputs=False,
+        reward_next_state=False, normalize_inputs=False, reward_feature_screening=0.0,
     )  # fmt: skip
     model = RewardModel(OBS, ACT, config)
     assert model.config is config and model.members == 2 and not model.next_state
@@ -334,7 +335,8 @@ def test_input_normalization_makes_training_blind_to_feature_units() -> None:
 
 def test_normalization_is_fitted_once_and_a_model_saved_without_it_still_loads(tmp_path) -> None:
     rng = np.random.default_rng(0)
-    model = make_model(reward_hidden=[16], ensemble_size=2)
+    before_screening = {"reward_feature_screening": 0.0}  # such old models predate screening too
+    model = make_model(reward_hidden=[16], ensemble_size=2, **before_screening)
     assert model.needs_input_normalization
     model.fit_input_normalization(rng.normal(2.0, 3.0, size=(1000, OBS)), np.zeros((1000, ACT)))
     assert not model.needs_input_normalization
@@ -349,11 +351,11 @@ def test_normalization_is_fitted_once_and_a_model_saved_without_it_still_loads(t
     old = {"ensemble": weights, "optimizer": state["optimizers"][0]}  # type: ignore[index]
     old.update({key: state[key] for key in ("obs_dim", "act_dim", "next_state")})
     torch.save(old, tmp_path / "old.pt")
-    legacy = make_model(reward_hidden=[16], ensemble_size=2)
+    legacy = make_model(reward_hidden=[16], ensemble_size=2, **before_screening)
     legacy.load(tmp_path / "old.pt")
     assert not legacy.needs_input_normalization  # never re-fitted under weights trained on raw inputs
     x, a = rng.normal(size=(20, OBS)), rng.normal(size=(20, ACT))
-    raw = make_model(reward_hidden=[16], ensemble_size=2, normalize_inputs=False)
+    raw = make_model(reward_hidden=[16], ensemble_size=2, normalize_inputs=False, **before_screening)
     raw.ensemble.load_state_dict(legacy.ensemble.state_dict())
     # same weights, mean 0 and std 1 (exact), same code path: bit for bit
     np.testing.assert_array_equal(legacy.reward(x, a), raw.reward(x, a))
