@@ -41,8 +41,8 @@ ARMS = ("pebble_torch", "sb3_sac", "pebble_jax", "sbx_sac")
 PAIRS = (("pebble_torch", "sb3_sac"), ("pebble_jax", "sbx_sac"))
 
 
-def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:
-    """Train the library's SAC with PEBBLE's settings and write its steps/s to ``out``."""
+def plain_model(library: str, env_id: str, seed: int):
+    """The library's SAC (``sb3`` or ``sbx``) with PEBBLE's SAC settings, one thread, not trained yet."""
     from envs.make import make_vec_env
     from pebble.config import Config
     from pebble.threads import limit_threads
@@ -54,17 +54,31 @@ def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:
     else:
         from stable_baselines3 import SAC
     a = config.algo
-    model = SAC(
+    return SAC(
         "MlpPolicy", make_vec_env(env_id, 1, seed), learning_rate=a.learning_rate, buffer_size=a.buffer_size,
         learning_starts=config.pretrain.seed_steps, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma,
         train_freq=a.train_freq, gradient_steps=a.gradient_steps, policy_kwargs={"net_arch": list(a.net_arch)},
         seed=seed, device="cpu", verbose=0,
     )  # fmt: skip
+
+
+def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:
+    """Train the library's SAC with PEBBLE's settings and write its steps/s to ``out``."""
+    model = plain_model(library, env_id, seed)
     start = time.perf_counter()
     model.learn(steps)
     seconds = time.perf_counter() - start
     result = {"steps": steps, "seconds": seconds, "steps_per_second": steps / seconds, "finished": time.time()}
     out.write_text(json.dumps(result) + "\n")
+
+
+def pebble_args(args: argparse.Namespace, backend: str, run_dir: Path) -> list[str]:
+    """``pebble train`` arguments of a PEBBLE arm: the label budget at the default schedule, one
+    thread, no evaluations or checkpoints (the plain arms have neither)."""
+    return ["train", "--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed),
+            "--threads", "1", "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0",
+            "--overwrite", "--max-feedback", str(args.labels), "--backend", backend,
+            "--run-dir", str(run_dir)]  # fmt: skip
 
 
 def span(out: Path, name: str, result: dict) -> tuple[float, float]:
@@ -112,36 +126,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.plain:
         return plain(args.plain, args.env, args.steps, args.seed, out / f"{args.plain}_sac.json")
-    common = ["--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed), "--threads", "1",
-              "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0", "--overwrite",
-              "--max-feedback", str(args.labels)]  # fmt: skip
     this = [sys.executable, str(Path(__file__).resolve()), "--env", args.env, "--steps", str(args.steps),
             "--seed", str(args.seed), "--out", str(out)]  # fmt: skip
     commands = {
         "sb3_sac": [*this, "--plain", "sb3"],
         "sbx_sac": [*this, "--plain", "sbx"],
-        "pebble_torch": [
-            sys.executable,
-            "-m",
-            "pebble.cli",
-            "train",
-            *common,
-            "--backend",
-            "torch",
-            "--run-dir",
-            str(out / "pebble_torch"),
-        ],  # fmt: skip
-        "pebble_jax": [
-            sys.executable,
-            "-m",
-            "pebble.cli",
-            "train",
-            *common,
-            "--backend",
-            "jax",
-            "--run-dir",
-            str(out / "pebble_jax"),
-        ],  # fmt: skip
+        "pebble_torch": [sys.executable, "-m", "pebble.cli", *pebble_args(args, "torch", out / "pebble_torch")],
+        "pebble_jax": [sys.executable, "-m", "pebble.cli", *pebble_args(args, "jax", out / "pebble_jax")],
     }
 
     def run(name: str) -> dict:
