@@ -70,11 +70,13 @@ def child(args: argparse.Namespace) -> None:
 
 
 def landmarks(stats: pstats.Stats) -> dict[str, float]:
-    """Cumulative CPU seconds of each landmark (summed over the functions that match it)."""
+    """Cumulative CPU seconds of each landmark: the largest of the functions that match it, since
+    those call one another (SB3's ``ReplayBuffer.sample`` calls ``BaseBuffer.sample``)."""
     table = stats.stats  # type: ignore[attr-defined]
     out = {}
     for label, suffix, name in LANDMARKS:
-        out[label] = round(sum(v[3] for k, v in table.items() if k[0].endswith(suffix) and k[2] == name), 2)
+        matches = [v[3] for k, v in table.items() if k[0].endswith(suffix) and k[2] == name]
+        out[label] = round(max(matches, default=0.0), 2)
     return out
 
 
@@ -98,6 +100,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25, help="functions listed by the difference of their own time")
     p.add_argument("--name", default="", help="result name (default: overhead_profile_{env}_{backend})")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "overhead_profile"))
+    p.add_argument("--reuse", action="store_true", help="analyse the profiles already under --out, if there")
     p.add_argument("--child", choices=["plain", "pebble"], help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -111,11 +114,14 @@ def main() -> None:
         command = [sys.executable, __file__, "--child", arm, "--child-out", str(dump), "--env", args.env,
                    "--steps", str(args.steps), "--labels", str(args.labels), "--seed", str(args.seed),
                    "--backend", args.backend, "--out", str(out)]  # fmt: skip
-        print(f"[overhead] profiling {arm} ({args.backend}), {args.steps} steps ...", flush=True)
-        started = time.perf_counter()
-        with (out / f"{arm}_{args.backend}.log").open("w") as log:
-            subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-        seconds[arm] = round(time.perf_counter() - started, 1)
+        if args.reuse and dump.exists():
+            print(f"[overhead] reusing {dump}", flush=True)
+        else:
+            print(f"[overhead] profiling {arm} ({args.backend}), {args.steps} steps ...", flush=True)
+            started = time.perf_counter()
+            with (out / f"{arm}_{args.backend}.log").open("w") as log:
+                subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+            seconds[arm] = round(time.perf_counter() - started, 1)
         stats[arm] = pstats.Stats(str(dump))
     marks = {arm: landmarks(s) for arm, s in stats.items()}
     own = {arm: own_times(s) for arm, s in stats.items()}
