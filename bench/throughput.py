@@ -31,6 +31,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ ARMS = ("pebble_torch", "sb3_sac", "pebble_jax", "sbx_sac")
 PAIRS = (("pebble_torch", "sb3_sac"), ("pebble_jax", "sbx_sac"))
 
 
-def plain_model(library: str, env_id: str, seed: int):
+def plain_model(library: str, env_id: str, seed: int) -> Any:
     """The library's SAC (``sb3`` or ``sbx``) with PEBBLE's SAC settings, one thread, not trained yet."""
     from envs.make import make_vec_env
     from pebble.config import Config

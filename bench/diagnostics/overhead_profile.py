@@ -125,16 +125,13 @@ def main() -> None:
         stats[arm] = pstats.Stats(str(dump))
     marks = {arm: landmarks(s) for arm, s in stats.items()}
     own = {arm: own_times(s) for arm, s in stats.items()}
-    keys = set(own["plain"]) | set(own["pebble"])
-    diffs = sorted(
-        ((own["pebble"].get(k, (0.0, 0))[0] - own["plain"].get(k, (0.0, 0))[0], k) for k in keys), reverse=True
-    )
-    top = [
-        {"function": k, "pebble_s": round(own["pebble"].get(k, (0.0, 0))[0], 2),
-         "plain_s": round(own["plain"].get(k, (0.0, 0))[0], 2), "difference_s": round(d, 2),
-         "pebble_calls": own["pebble"].get(k, (0.0, 0))[1], "plain_calls": own["plain"].get(k, (0.0, 0))[1]}
-        for d, k in diffs[: args.top]
-    ]  # fmt: skip
+    rows = []
+    for key in set(own["plain"]) | set(own["pebble"]):
+        (pebble_s, pebble_calls), (plain_s, plain_calls) = (own[arm].get(key, (0.0, 0)) for arm in ("pebble", "plain"))
+        rows.append({"function": key, "pebble_s": round(pebble_s, 2), "plain_s": round(plain_s, 2),
+                     "difference_s": round(pebble_s - plain_s, 2), "pebble_calls": pebble_calls,
+                     "plain_calls": plain_calls})  # fmt: skip
+    top = sorted(rows, key=lambda row: row["difference_s"], reverse=True)[: args.top]
     result = {
         "env": args.env,
         "steps": args.steps,
