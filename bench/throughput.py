@@ -6,8 +6,9 @@ and XLA's for the jax arms, :mod:`pebble.threads`):
 * ``sb3_sac``: Stable-Baselines3's SAC, called directly (no PEBBLE code), with PEBBLE's SAC
   settings (learning rate, buffer, batch, network, 1000 random warm-up steps);
 * ``sbx_sac``: SBX's SAC, the same way;
-* ``pebble_torch`` and ``pebble_jax``: ``pebble train`` with the label budget, at the
-  default schedule, on each backend.
+* ``pebble_torch`` and ``pebble_jax``: ``pebble train --algo sac`` with the label budget, at
+  the default schedule, on each backend (SAC, not the default learner: the arms compare the
+  same algorithm with and without PEBBLE).
 
 They run as two pairs, each pair started together side by side (one run per core on a
 2-core machine): pebble_torch beside sb3_sac, then pebble_jax beside sbx_sac. Within a pair
@@ -49,6 +50,8 @@ def plain_model(library: str, env_id: str, seed: int) -> Any:
     from pebble.threads import limit_threads
 
     config = Config(env=env_id, seed=seed)
+    config.algo.algo = "sac"  # the targets compare SAC with SAC, whatever the default learner
+    config.resolve()
     limit_threads(1, "jax" if library == "sbx" else "torch")
     if library == "sbx":
         from sbx import SAC
@@ -78,7 +81,7 @@ def pebble_args(args: argparse.Namespace, backend: str, run_dir: Path) -> list[s
     thread, no evaluations or checkpoints (the plain arms have neither)."""
     return ["train", "--env", args.env, "--total-steps", str(args.steps), "--seed", str(args.seed),
             "--threads", "1", "--log-interval", "5000", "--eval-freq", "0", "--checkpoint-freq", "0",
-            "--overwrite", "--max-feedback", str(args.labels), "--backend", backend,
+            "--overwrite", "--max-feedback", str(args.labels), "--algo", "sac", "--backend", backend,
             "--run-dir", str(run_dir)]  # fmt: skip
 
 

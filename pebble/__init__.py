@@ -17,7 +17,7 @@ from pebble.reward_model import RewardModel
 from pebble.reward_sources import LearnedReward, RewardSource, TrueReward
 from teachers.contract import Answer, Clip, Query, Teacher, TeacherError, TeachingContext
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 __all__ = [
     "Answer",

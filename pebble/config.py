@@ -34,6 +34,11 @@ KNN_FEATURES: tuple[str, ...] = typing.get_args(KnnFeatureKind)
 INTRINSIC_REWARDS: tuple[str, ...] = typing.get_args(IntrinsicRewardForm)
 #: The algorithms with a learned entropy temperature (``init_ent_coef``, ``ent_coef_lr``, ``reset_temperature``).
 TEMPERATURE_ALGOS: tuple[str, ...] = ("sac", "tqc", "crossq")
+#: ``--learning-rate 0`` (the default) means the algorithm's published rate: CrossQ's paper and
+#: both its libraries use 1e-3 (without target networks it tolerates the larger step); every
+#: other algorithm here takes SB3/RL-Zoo's MuJoCo rate.
+PUBLISHED_LEARNING_RATES: dict[str, float] = {"crossq": 1e-3}
+DEFAULT_LEARNING_RATE = 3e-4
 
 
 class ConfigError(ValueError):
@@ -52,9 +57,10 @@ class AlgoConfig:
     """The RL algorithm (Stable-Baselines3 or SBX) trained on the learned reward."""
 
     algo: AlgoName = opt(
-        "sac",
-        "RL algorithm: sac, td3, ddpg, tqc, crossq (off-policy: the buffer is relabelled), or ppo (PrefPPO, "
-        "torch only: each rollout is scored by the reward model before advantages; see docs/prefppo.md).",
+        "crossq",
+        "RL algorithm: crossq (the default, see docs/cli.md), sac (the paper's), td3, ddpg, tqc (off-policy: the "
+        "buffer is relabelled), or ppo (PrefPPO, torch only: each rollout is scored by the reward model before "
+        "advantages; see docs/prefppo.md).",
     )
     backend: Backend = opt(
         "torch",
@@ -63,10 +69,14 @@ class AlgoConfig:
     algo_kwargs: dict[str, Any] = opt(
         {}, "Extra keyword arguments of the algorithm's constructor, e.g. policy_delay=3 (CrossQ's default)."
     )
-    learning_rate: float = opt(3e-4, "Learning rate of actor and critic (SB3/RL-Zoo default for MuJoCo).")
+    learning_rate: float = opt(
+        0.0,
+        "Learning rate of actor and critic (0: the algorithm's published rate, 1e-3 for crossq and 3e-4, "
+        "SB3/RL-Zoo's for MuJoCo, for the rest; a run's config.json holds the rate it used).",
+    )
     batch_size: int = opt(256, "Minibatch size of the RL updates.")
     buffer_size: int = opt(1_000_000, "Replay buffer capacity in transitions (all environment copies together).")
-    tau: float = opt(0.005, "Polyak coefficient of the target networks.")
+    tau: float = opt(0.005, "Polyak coefficient of the target networks (crossq has none).")
     gamma: float = opt(0.99, "Discount factor.")
     train_freq: int = opt(1, "Environment steps between RL updates.")
     gradient_steps: int = opt(1, "RL gradient steps per update.")
@@ -83,6 +93,12 @@ class AlgoConfig:
         8,
         "--algo ppo: recent rollouts kept as the pool query clips are drawn from (PPO keeps no replay buffer).",
     )
+
+    def resolved_learning_rate(self) -> float:
+        """``learning_rate``, or where it is 0 the algorithm's published rate (:data:`PUBLISHED_LEARNING_RATES`)."""
+        if self.learning_rate != 0:
+            return self.learning_rate
+        return PUBLISHED_LEARNING_RATES.get(self.algo, DEFAULT_LEARNING_RATE)
 
 
 @dataclass
@@ -247,11 +263,19 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid setting."""
+        """Fill in the settings left to the algorithm (:meth:`resolve`), then raise
+        :class:`ConfigError` naming the first invalid setting."""
+        self.resolve()
         self._check_signs()
         self._check_choices()
         self._check_temperature()
         self._check_intervals()
+
+    def resolve(self) -> None:
+        """Replace ``learning_rate`` 0 with the algorithm's published rate
+        (:data:`PUBLISHED_LEARNING_RATES`), so that the saved config says what the run used and a
+        resumed or repeated run keeps it whatever the default becomes."""
+        self.algo.learning_rate = self.algo.resolved_learning_rate()
 
     def _check_signs(self) -> None:
         positive = {

@@ -45,6 +45,7 @@ def critic_weights(model) -> list[np.ndarray]:
 
 def sac(backend: str, init: float = 0.3, lr: float = 2e-3):
     config = Config(env="InvertedPendulum-v5", seed=0)
+    config.algo.algo = "sac"  # the actor's rate, 3e-4, is far from the temperature's own below
     config.algo.backend, config.algo.net_arch, config.algo.batch_size = backend, [16], 32  # type: ignore[assignment]
     config.algo.init_ent_coef, config.algo.ent_coef_lr = init, lr
     config.pretrain.seed_steps = 50
