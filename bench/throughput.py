@@ -43,27 +43,30 @@ ARMS = ("pebble_torch", "sb3_sac", "pebble_jax", "sbx_sac")
 PAIRS = (("pebble_torch", "sb3_sac"), ("pebble_jax", "sbx_sac"))
 
 
-def plain_model(library: str, env_id: str, seed: int) -> Any:
-    """The library's SAC (``sb3`` or ``sbx``) with PEBBLE's SAC settings, one thread, not trained yet."""
+def plain_model(library: str, env_id: str, seed: int, algo: str = "sac") -> Any:
+    """The library's ``algo`` (``sb3``: SB3 or sb3-contrib; ``sbx``: SBX) with PEBBLE's settings for
+    it, one thread, not trained yet. SAC by default: the targets compare SAC with SAC, whatever
+    the default learner. A setting the algorithm has no use for (CrossQ's ``tau``) is left out."""
     from envs.make import make_vec_env
-    from pebble.config import Config
+    from pebble.config import Backend, Config
+    from pebble.learners import algorithm_class, constructor_parameters
     from pebble.threads import limit_threads
 
+    backend: Backend = "jax" if library == "sbx" else "torch"
     config = Config(env=env_id, seed=seed)
-    config.algo.algo = "sac"  # the targets compare SAC with SAC, whatever the default learner
+    config.algo.algo = algo  # type: ignore[assignment]  # a name of pebble.config.AlgoName
     config.resolve()
-    limit_threads(1, "jax" if library == "sbx" else "torch")
-    if library == "sbx":
-        from sbx import SAC
-    else:
-        from stable_baselines3 import SAC
+    limit_threads(1, backend)
+    algorithm = algorithm_class(backend, config.algo.algo)
     a = config.algo
-    return SAC(
-        "MlpPolicy", make_vec_env(env_id, 1, seed), learning_rate=a.learning_rate, buffer_size=a.buffer_size,
-        learning_starts=config.pretrain.seed_steps, batch_size=a.batch_size, tau=a.tau, gamma=a.gamma,
-        train_freq=a.train_freq, gradient_steps=a.gradient_steps, policy_kwargs={"net_arch": list(a.net_arch)},
+    kwargs: dict[str, Any] = dict(
+        learning_rate=a.learning_rate, buffer_size=a.buffer_size, learning_starts=config.pretrain.seed_steps,
+        batch_size=a.batch_size, tau=a.tau, gamma=a.gamma, train_freq=a.train_freq,
+        gradient_steps=a.gradient_steps, policy_kwargs={"net_arch": list(a.net_arch)},
         seed=seed, device="cpu", verbose=0,
     )  # fmt: skip
+    accepted = constructor_parameters(algorithm)
+    return algorithm("MlpPolicy", make_vec_env(env_id, 1, seed), **{k: v for k, v in kwargs.items() if k in accepted})
 
 
 def plain(library: str, env_id: str, steps: int, seed: int, out: Path) -> None:

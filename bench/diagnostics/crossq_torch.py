@@ -4,8 +4,9 @@ PEBBLE on CrossQ runs at about 41 steps/s on the torch backend here, against 66 
 (``bench/sweeps/default_learner_torch.toml``). This script separates the library from PEBBLE:
 it trains the plain libraries' learners, SB3's SAC and sb3-contrib's CrossQ, with PEBBLE's
 settings (each algorithm's published learning rate, 256 x 256 networks, one thread), each in a
-fresh process, one after the other or side by side, and times ``--steps`` steps after
-``--warmup`` steps (the first updates include one-off costs). It then profiles ``--profile-steps``
+fresh process, one after the other or side by side (``throughput.py``'s plain arms, with the
+algorithm chosen), and times ``--steps`` steps after PEBBLE's 1000 random warm-up steps and 500
+updates (the first updates include one-off costs). It then profiles ``--profile-steps``
 more CrossQ steps with cProfile and lists the functions with the largest own time, and times
 the batch statistics that sb3-contrib's batch renormalisation computes at every forward pass
 (``Tensor.var`` over the batch) against a two-pass mean of squared deviations, on the shapes
@@ -26,39 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py and throughput.py
 from common import DIAGNOSTICS_RESULTS, write_result  # noqa: E402
-
-
-def plain_learner(algo: str, env_id: str, seed: int, warmup: int) -> Any:
-    """SB3's SAC or sb3-contrib's CrossQ with PEBBLE's settings for that algorithm, one thread."""
-    from envs.make import make_vec_env
-    from pebble.config import Config
-    from pebble.threads import limit_threads
-
-    config = Config(env=env_id, seed=seed)
-    config.algo.algo = algo
-    config.resolve()
-    limit_threads(1, "torch")
-    a = config.algo
-    kwargs: dict[str, Any] = dict(
-        learning_rate=a.resolved_learning_rate(), buffer_size=a.buffer_size, learning_starts=warmup,
-        batch_size=a.batch_size, gamma=a.gamma, train_freq=a.train_freq, gradient_steps=a.gradient_steps,
-        policy_kwargs={"net_arch": list(a.net_arch)}, seed=seed, device="cpu", verbose=0,
-    )  # fmt: skip
-    if algo == "crossq":
-        from sb3_contrib import CrossQ
-
-        return CrossQ("MlpPolicy", make_vec_env(env_id, 1, seed), **kwargs)
-    from stable_baselines3 import SAC
-
-    return SAC("MlpPolicy", make_vec_env(env_id, 1, seed), tau=a.tau, **kwargs)
+from throughput import plain_model  # noqa: E402
 
 
 def child(args: argparse.Namespace) -> None:
     """Time (and for CrossQ, profile) one learner in this process; print its figures as JSON."""
-    model = plain_learner(args.child, args.env, args.seed, args.warmup)
-    model.learn(args.warmup + 500)  # past learning_starts, so that the timed steps all update
+    model = plain_model("sb3", args.env, args.seed, args.child)
+    model.learn(model.learning_starts + 500)  # past the random warm-up, so that every timed step updates
     start = time.perf_counter()
     model.learn(args.steps, reset_num_timesteps=False)
     result: dict[str, Any] = {"steps_per_second": args.steps / (time.perf_counter() - start)}
@@ -109,7 +86,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--warmup", type=int, default=1000, help="random steps before updates start")
     parser.add_argument("--steps", type=int, default=3000, help="timed steps, every one with an update")
     parser.add_argument("--profile-steps", type=int, default=1000, help="CrossQ steps under cProfile (0: none)")
     parser.add_argument("--side-by-side", action="store_true", help="run the two learners at once, one per core")
@@ -119,8 +95,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    base = [sys.executable, __file__, "--env", args.env, "--seed", str(args.seed), "--warmup", str(args.warmup)]
-    base += ["--steps", str(args.steps), "--profile-steps", str(args.profile_steps)]
+    base = [sys.executable, __file__, "--env", args.env, "--seed", str(args.seed), "--steps", str(args.steps)]
+    base += ["--profile-steps", str(args.profile_steps)]
     commands = {algo: [*base, "--child", algo] for algo in ("sac", "crossq")}
     learners: dict[str, Any] = {}
     if args.side_by_side:
