@@ -85,8 +85,7 @@ def time_epochs(env_id: str, labels: int, epochs: int, seed: int) -> dict[str, A
     for _ in range(epochs):
         trainer._epoch(data, rng)
     seconds = (time.perf_counter() - start) / epochs
-    first = model.ensemble.nets[0][0]
-    assert isinstance(first, torch.nn.Linear)
+    first = next(layer for layer in model.ensemble.nets[0].modules() if isinstance(layer, torch.nn.Linear))
     inputs = first.in_features
     widths = [inputs, *config.reward_hidden, 1]
     forward, backward = network_flops_per_row(widths)
