@@ -169,7 +169,8 @@ def main() -> None:
         row = session_epochs(run_dir)
         runs.append(row)
         print(
-            f"[reward_training_rate] {run_dir.name}: {row['reward_training_seconds']:.0f} s of reward training, "
+            f"[reward_training_rate] {run_dir.parent.parent.name}/{run_dir.name}: "
+            f"{row['reward_training_seconds']:.0f} s of reward training, "
             f"{row['sessions_at_cap']} of {len(row['epochs'])} sessions at the {row['epoch_cap']}-epoch cap "
             f"took {row['seconds_at_cap']:.0f} s ({row['share_at_cap']:.0%})"
         )
