@@ -96,6 +96,31 @@ def write_result(name: str, data: dict[str, Any], results: Path = RESULTS) -> Pa
     return path
 
 
+def random_pair_labels(
+    obs_dim: int, act_dim: int, labels: int, length: int, next_state: bool, rng: np.random.Generator
+) -> Any:
+    """A :class:`~pebble.labels.PreferenceDataset` of ``labels`` pairs of random ``length``-step
+    clips (normal observations, uniform actions in [-1, 1], no padding), each answer a coin flip:
+    what the reward model's training costs does not depend on what the clips hold."""
+    from pebble.labels import PreferenceDataset
+    from teachers.contract import Answer, Clip, Query
+
+    data = PreferenceDataset(obs_dim, act_dim, 2, length, next_state=next_state)
+    for i in range(labels):
+        clips = tuple(
+            Clip(
+                rng.normal(size=(length, obs_dim)),
+                rng.uniform(-1, 1, (length, act_dim)),
+                np.zeros(length),
+                np.ones(length, bool),
+                next_observations=rng.normal(size=(length, obs_dim)),
+            )
+            for _ in range(2)
+        )
+        data.add(Query(i, clips), Answer.prefer(int(rng.integers(2))))
+    return data
+
+
 def scalar_curve(run_dir: Path, tag: str = "eval/true_return") -> tuple[list[int], list[float]]:
     """Steps and values of one TensorBoard scalar of a run (:func:`pebble.run_results.eval_curve`)."""
     from pebble.run_results import eval_curve

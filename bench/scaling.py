@@ -16,15 +16,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import random_pair_labels, write_result  # noqa: E402
 
 from pebble.buffer import PreferenceReplayBuffer  # noqa: E402
 from pebble.config import Config  # noqa: E402
-from pebble.labels import PreferenceDataset  # noqa: E402
 from pebble.reward_learning import RewardTrainer  # noqa: E402
 from pebble.reward_model import RewardModel  # noqa: E402
 from pebble.reward_sources import LearnedReward  # noqa: E402
-from teachers.contract import Answer, Clip, Query  # noqa: E402
 
 
 def main() -> None:
@@ -61,19 +59,7 @@ def main() -> None:
     training = {}
     h = Config().feedback.segment_length
     for labels in (100, 300, 1000, 3000):
-        data = PreferenceDataset(obs_dim, act_dim, 2, h, next_state=cfg.reward_next_state)
-        for i in range(labels):
-            clips = tuple(
-                Clip(
-                    rng.normal(size=(h, obs_dim)),
-                    rng.uniform(-1, 1, (h, act_dim)),
-                    np.zeros(h),
-                    np.ones(h, bool),
-                    next_observations=rng.normal(size=(h, obs_dim)),
-                )
-                for _ in range(2)
-            )
-            data.add(Query(i, clips), Answer.prefer(int(rng.integers(2))))
+        data = random_pair_labels(obs_dim, act_dim, labels, h, cfg.reward_next_state, rng)
         one_epoch = dataclasses.replace(cfg, reward_epochs=1, accuracy_stop=1.0)
         m = RewardModel(obs_dim, act_dim, one_epoch)
         m.fit_input_normalization(*sample)

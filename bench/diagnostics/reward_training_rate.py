@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
-from common import DIAGNOSTICS_RESULTS, write_result  # noqa: E402
+from common import DIAGNOSTICS_RESULTS, random_pair_labels, write_result  # noqa: E402
+
+CLIPS, STEPS = 2, 50  # PEBBLE's queries: pairs of 50-step clips
 
 
 def network_flops_per_row(widths: list[int]) -> tuple[int, int]:
@@ -50,32 +52,17 @@ def time_epochs(env_id: str, labels: int, epochs: int, seed: int) -> dict[str, A
     import torch
 
     from pebble.config import RewardModelConfig
-    from pebble.labels import PreferenceDataset
     from pebble.reward_learning import RewardTrainer
     from pebble.reward_model import RewardModel
-    from teachers.contract import Answer, Clip, Query
 
     torch.set_num_threads(1)
     env = gym.make(env_id)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]  # type: ignore[index]
     env.close()
     config = RewardModelConfig()
-    k, h = 2, 50  # pairs of 50-step clips, PEBBLE's queries
-    data = PreferenceDataset(obs_dim, act_dim, k, h, next_state=config.reward_next_state)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    for i in range(labels):  # random clips, each answer a coin flip: the arithmetic does not depend on them
-        clips = tuple(
-            Clip(
-                rng.normal(size=(h, obs_dim)).astype(np.float32),
-                rng.uniform(-1, 1, size=(h, act_dim)).astype(np.float32),
-                np.zeros(h, np.float32),
-                np.ones(h, bool),
-                next_observations=rng.normal(size=(h, obs_dim)).astype(np.float32),
-            )
-            for _ in range(k)
-        )
-        data.add(Query(i, clips), Answer.prefer(int(rng.integers(k))))
+    data = random_pair_labels(obs_dim, act_dim, labels, STEPS, config.reward_next_state, rng)
     model = RewardModel(obs_dim, act_dim, config)
     stored = (rng.normal(size=(1000, obs_dim)), rng.uniform(-1, 1, (1000, act_dim)), rng.normal(size=(1000, obs_dim)))
     model.fit_input_normalization(*stored)
@@ -89,7 +76,7 @@ def time_epochs(env_id: str, labels: int, epochs: int, seed: int) -> dict[str, A
     inputs = first.in_features
     widths = [inputs, *config.reward_hidden, 1]
     forward, backward = network_flops_per_row(widths)
-    rows = config.ensemble_size * labels * k * h  # each member passes over every clip step once per epoch
+    rows = config.ensemble_size * labels * CLIPS * STEPS  # each member passes over every clip step once per epoch
     flops = rows * (forward + backward)
     return {
         "obs_dim": obs_dim,
@@ -122,8 +109,7 @@ def session_epochs(run_dir: Path) -> dict[str, Any]:
     """Each feedback session's epochs, labels and reward-training seconds, from a run's logs."""
     from pebble.run_results import eval_curve
 
-    cap = json.loads((run_dir / "config.json").read_text())
-    cap = cap.get("reward", cap).get("reward_epochs", 50)
+    cap = int(json.loads((run_dir / "config.json").read_text())["reward"]["reward_epochs"])
     steps, epochs = eval_curve(run_dir, "reward_model/epochs")
     _, labels = eval_curve(run_dir, "feedback/labels_used")
     _, cumulative = eval_curve(run_dir, "time/reward_training_seconds")
@@ -154,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     rate = time_epochs(args.env, args.labels, args.epochs, args.seed)
     hidden = rate["network_widths"][1]
-    rows = rate["batch_size"] * 2 * 50  # the rows of one member's minibatch: 2 clips of 50 steps per query
+    rows = rate["batch_size"] * CLIPS * STEPS  # the rows of one member's minibatch
     reference = matmul_rate(rows, hidden)
     rate["matmul_reference"] = {"shape": [rows, hidden, hidden], "gflop_per_second": reference}
     rate["share_of_matmul_rate"] = rate["gflop_per_second"] / reference
