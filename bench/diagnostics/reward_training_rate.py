@@ -138,6 +138,9 @@ def main() -> None:
     parser.add_argument("--runs", nargs="*", type=Path, default=[], help="finished run folders to read")
     parser.add_argument("--name", default=None, help="result file name (default: reward_training_rate_{env})")
     args = parser.parse_args()
+    for run_dir in args.runs:  # before the timing, so that a wrong folder costs nothing
+        if not (run_dir / "config.json").is_file() or not (run_dir / "tb").is_dir():
+            parser.error(f"--runs: {run_dir} is not a finished run folder (it needs config.json and tb/)")
     rate = time_epochs(args.env, args.labels, args.epochs, args.seed)
     hidden = rate["network_widths"][1]
     rows = rate["batch_size"] * CLIPS * STEPS  # the rows of one member's minibatch
